@@ -1,0 +1,118 @@
+//! The error type of every fallible call in wgcnn.
+
+use std::path::PathBuf;
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Errors returned by wgcnn. Each variant carries the values a user needs to fix the cause.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No adapter matched the requested backend and name filter.
+    #[error(
+        "no GPU adapter found (backends tried: {tried}{filter}). Install a driver for one of \
+         them; on Debian or Ubuntu without a GPU, `apt-get install mesa-vulkan-drivers libvulkan1` \
+         provides a software Vulkan adapter (lavapipe). Adapters seen: {seen}"
+    )]
+    NoAdapter {
+        tried: String,
+        filter: String,
+        seen: String,
+    },
+
+    /// A backend name that wgcnn does not know.
+    #[error("unknown backend `{0}`; expected one of auto, vulkan, metal, dx12, gl")]
+    UnknownBackend(String),
+
+    /// The adapter refused to create a device with the limits wgcnn requested.
+    #[error("failed to create a device on adapter `{adapter}`: {message}")]
+    RequestDevice { adapter: String, message: String },
+
+    /// A tensor shape that does not fit the operation.
+    #[error("invalid shape for {op}: {message}")]
+    Shape { op: &'static str, message: String },
+
+    /// An invalid option or hyperparameter.
+    #[error("invalid value for {name}: {message}")]
+    InvalidArgument { name: &'static str, message: String },
+
+    /// A tensor larger than one storage binding or buffer may be on this adapter.
+    #[error(
+        "tensor `{name}` needs {bytes} bytes, but the adapter allows at most {limit} bytes per \
+         {what}; use a smaller batch size or a smaller model"
+    )]
+    TensorTooLarge {
+        name: String,
+        bytes: u64,
+        limit: u64,
+        what: &'static str,
+    },
+
+    /// A class label outside `0..classes`.
+    #[error(
+        "label {label} at index {index} is out of range for {classes} classes; labels must be in \
+         0..{classes}"
+    )]
+    LabelOutOfRange {
+        label: u32,
+        index: usize,
+        classes: usize,
+    },
+
+    /// A validation or out-of-memory error reported by wgpu.
+    #[error("GPU error: {0}")]
+    Gpu(String),
+
+    /// The device was lost (driver reset, GPU removed).
+    #[error("GPU device lost: {0}")]
+    DeviceLost(String),
+
+    /// A wait on the GPU took longer than the configured timeout.
+    #[error("timed out after {seconds} s waiting for the GPU ({what})")]
+    Timeout { what: &'static str, seconds: u64 },
+
+    /// A data or checkpoint file that could not be read or is malformed.
+    #[error("{}: {message}", path.display())]
+    File { path: PathBuf, message: String },
+
+    /// An I/O error with the path it happened on.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A loss or gradient that became NaN or infinite.
+    #[error(
+        "non-finite {what} at step {step} in {layer}; lower the learning rate (--lr) or check the \
+         input data"
+    )]
+    NonFinite {
+        what: &'static str,
+        step: u64,
+        layer: String,
+    },
+
+    /// Training was stopped by an interrupt (Ctrl-C).
+    #[error("training interrupted at step {step}")]
+    Interrupted { step: u64 },
+}
+
+impl Error {
+    /// Builds an [`Error::Shape`] for `op`.
+    pub fn shape(op: &'static str, message: impl Into<String>) -> Self {
+        Error::Shape {
+            op,
+            message: message.into(),
+        }
+    }
+
+    /// Builds an [`Error::InvalidArgument`] for `name`.
+    pub fn invalid(name: &'static str, message: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            name,
+            message: message.into(),
+        }
+    }
+}

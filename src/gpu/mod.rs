@@ -1,0 +1,281 @@
+//! The GPU path: wgpu context, tensors in storage buffers, and one launcher per WGSL kernel.
+//!
+//! [`GpuBackend`] records every op into one command encoder and submits it when a result is
+//! read, a buffer is overwritten, or [`crate::Backend::submit`] is called. Pipelines, uniform
+//! buffers, bind groups and readback buffers are created on first use and cached, so a
+//! repeated training step creates none of them ([`GpuBackend::resource_counters`] shows it).
+
+mod backend_impl;
+pub mod context;
+pub mod kernels;
+mod launch;
+mod ops;
+pub mod tensor;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+pub use context::{AdapterSummary, BackendChoice, GpuContext, GpuOptions, list_adapters};
+pub use kernels::WORKGROUP_SIZE;
+pub use tensor::{GpuLabels, GpuTensor};
+
+use crate::error::{Error, Result};
+use kernels::{Kernel, Shader};
+
+/// How many GPU objects the backend has created so far. A training step that runs after a
+/// first, warming step must leave all three unchanged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResourceCounters {
+    pub pipelines: u64,
+    pub buffers: u64,
+    pub bind_groups: u64,
+}
+
+/// A uniform buffer that holds one dispatch's parameters, and the bytes last written to it.
+struct UniformSlot {
+    buffer: wgpu::Buffer,
+    contents: Vec<u8>,
+}
+
+/// The key of a cached bind group: the kernel, the uniform slot and every bound buffer.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct BindGroupKey {
+    kernel: Kernel,
+    slot: u64,
+    buffers: Vec<u64>,
+}
+
+/// Bind groups cached beyond this count are dropped, so that tensors created for one-off
+/// calls (such as evaluation at another batch size) do not keep their buffers alive forever.
+const MAX_CACHED_BIND_GROUPS: usize = 4096;
+
+/// The GPU implementation of [`crate::Backend`].
+pub struct GpuBackend {
+    ctx: GpuContext,
+    modules: RefCell<HashMap<Shader, wgpu::ShaderModule>>,
+    pipelines: RefCell<HashMap<Kernel, wgpu::ComputePipeline>>,
+    uniforms: RefCell<HashMap<(Kernel, u64), UniformSlot>>,
+    bind_groups: RefCell<HashMap<BindGroupKey, wgpu::BindGroup>>,
+    readback: RefCell<HashMap<u64, wgpu::Buffer>>,
+    encoder: RefCell<Option<wgpu::CommandEncoder>>,
+    /// Buffers and uniform slots read or written by the commands not yet submitted.
+    pending_buffers: RefCell<HashSet<u64>>,
+    pending_slots: RefCell<HashSet<(Kernel, u64)>>,
+    counters: Cell<ResourceCounters>,
+}
+
+impl std::fmt::Debug for GpuBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuBackend")
+            .field("ctx", &self.ctx)
+            .finish()
+    }
+}
+
+impl GpuBackend {
+    /// Chooses an adapter as `options` say and creates the backend on it.
+    ///
+    /// # Errors
+    /// [`Error::NoAdapter`] or [`Error::RequestDevice`], see [`GpuContext::new`].
+    pub fn new(options: &GpuOptions) -> Result<Self> {
+        Ok(Self::from_context(GpuContext::new(options)?))
+    }
+
+    /// Wraps a context that was created elsewhere.
+    pub fn from_context(ctx: GpuContext) -> Self {
+        Self {
+            ctx,
+            modules: RefCell::default(),
+            pipelines: RefCell::default(),
+            uniforms: RefCell::default(),
+            bind_groups: RefCell::default(),
+            readback: RefCell::default(),
+            encoder: RefCell::default(),
+            pending_buffers: RefCell::default(),
+            pending_slots: RefCell::default(),
+            counters: Cell::default(),
+        }
+    }
+
+    /// The device, queue and adapter information.
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    /// The GPU objects created so far.
+    pub fn resource_counters(&self) -> ResourceCounters {
+        self.counters.get()
+    }
+
+    fn count(&self, update: impl FnOnce(&mut ResourceCounters)) {
+        let mut counters = self.counters.get();
+        update(&mut counters);
+        self.counters.set(counters);
+    }
+
+    /// Fails when a buffer of `bytes` does not fit the device's limits.
+    pub(crate) fn check_size(&self, name: &str, bytes: u64) -> Result<()> {
+        let limits = &self.ctx.limits;
+        let binding = limits.max_storage_buffer_binding_size;
+        if bytes > binding {
+            return Err(Error::TensorTooLarge {
+                name: name.to_string(),
+                bytes,
+                limit: binding,
+                what: "storage buffer binding (max_storage_buffer_binding_size)",
+            });
+        }
+        if bytes > limits.max_buffer_size {
+            return Err(Error::TensorTooLarge {
+                name: name.to_string(),
+                bytes,
+                limit: limits.max_buffer_size,
+                what: "buffer (max_buffer_size)",
+            });
+        }
+        Ok(())
+    }
+
+    /// Creates a storage buffer holding `contents`.
+    pub(crate) fn create_storage_buffer(
+        &self,
+        name: &str,
+        contents: &[u8],
+    ) -> Result<Arc<wgpu::Buffer>> {
+        self.check_size(name, contents.len() as u64)?;
+        let buffer = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(name),
+            size: contents.len() as u64,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: true,
+        });
+        buffer
+            .slice(..)
+            .get_mapped_range_mut()
+            .map_err(|error| Error::Gpu(format!("failed to map buffer `{name}`: {error}")))?
+            .copy_from_slice(contents);
+        buffer.unmap();
+        self.count(|c| c.buffers += 1);
+        self.ctx.check_errors()?;
+        Ok(Arc::new(buffer))
+    }
+
+    fn pipeline(&self, kernel: Kernel) -> Result<wgpu::ComputePipeline> {
+        if let Some(pipeline) = self.pipelines.borrow().get(&kernel) {
+            return Ok(pipeline.clone());
+        }
+        let module = {
+            let mut modules = self.modules.borrow_mut();
+            modules
+                .entry(kernel.shader)
+                .or_insert_with(|| {
+                    self.ctx
+                        .device
+                        .create_shader_module(wgpu::ShaderModuleDescriptor {
+                            label: Some(kernel.shader.file_name()),
+                            source: wgpu::ShaderSource::Wgsl(kernel.shader.source().into()),
+                        })
+                })
+                .clone()
+        };
+        let constants = [("WORKGROUP_SIZE", f64::from(WORKGROUP_SIZE))];
+        let pipeline = self
+            .ctx
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(kernel.entry_point),
+                layout: None,
+                module: &module,
+                entry_point: Some(kernel.entry_point),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &constants,
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
+        self.ctx.check_errors().map_err(|error| {
+            Error::Gpu(format!(
+                "failed to build kernel `{}` of {}: {error}",
+                kernel.entry_point,
+                kernel.shader.file_name()
+            ))
+        })?;
+        self.count(|c| c.pipelines += 1);
+        self.pipelines.borrow_mut().insert(kernel, pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// Submits the commands recorded so far.
+    pub(crate) fn flush(&self) -> Result<()> {
+        if let Some(encoder) = self.encoder.borrow_mut().take() {
+            self.ctx.queue.submit([encoder.finish()]);
+        }
+        self.pending_buffers.borrow_mut().clear();
+        self.pending_slots.borrow_mut().clear();
+        self.ctx.check_errors()
+    }
+
+    /// Overwrites a buffer from the host, after the recorded commands that use it.
+    pub(crate) fn write_buffer(&self, id: u64, buffer: &wgpu::Buffer, bytes: &[u8]) -> Result<()> {
+        if self.pending_buffers.borrow().contains(&id) {
+            self.flush()?;
+        }
+        self.ctx.queue.write_buffer(buffer, 0, bytes);
+        Ok(())
+    }
+
+    /// Copies a buffer to the host, after all recorded commands.
+    pub(crate) fn read_buffer(&self, buffer: &wgpu::Buffer) -> Result<Vec<u8>> {
+        let size = buffer.size();
+        let staging = {
+            let mut readback = self.readback.borrow_mut();
+            if !readback.contains_key(&size) {
+                let staging = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("readback"),
+                    size,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                self.count(|c| c.buffers += 1);
+                readback.insert(size, staging);
+            }
+            readback[&size].clone()
+        };
+
+        {
+            let mut slot = self.encoder.borrow_mut();
+            let encoder = slot.get_or_insert_with(|| {
+                self.ctx
+                    .device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("wgcnn step"),
+                    })
+            });
+            encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+        }
+        self.flush()?;
+
+        let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
+        staging
+            .slice(..)
+            .map_async(wgpu::MapMode::Read, move |result| {
+                sender.send(result).ok();
+            });
+        self.ctx.wait("reading a buffer back")?;
+        match pollster::block_on(receiver.receive()) {
+            Some(Ok(())) => {}
+            Some(Err(error)) => return Err(Error::Gpu(format!("failed to map a buffer: {error}"))),
+            None => return Err(Error::Gpu("the buffer mapping was cancelled".into())),
+        }
+        let bytes = staging
+            .slice(..)
+            .get_mapped_range()
+            .map_err(|error| Error::Gpu(format!("failed to read a mapped buffer: {error}")))?
+            .to_vec();
+        staging.unmap();
+        Ok(bytes)
+    }
+}

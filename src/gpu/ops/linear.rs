@@ -1,0 +1,28 @@
+use crate::error::Result;
+use crate::gpu::{GpuBackend, GpuTensor};
+
+pub(crate) fn forward(
+    _gpu: &GpuBackend,
+    _x: &GpuTensor,
+    _weight: &GpuTensor,
+    _bias: Option<&GpuTensor>,
+    _y: &mut GpuTensor,
+) -> Result<()> {
+    todo!()
+}
+pub(crate) fn backward_input(
+    _gpu: &GpuBackend,
+    _dy: &GpuTensor,
+    _weight: &GpuTensor,
+    _dx: &mut GpuTensor,
+) -> Result<()> {
+    todo!()
+}
+pub(crate) fn backward_weight(
+    _gpu: &GpuBackend,
+    _x: &GpuTensor,
+    _dy: &GpuTensor,
+    _dweight: &mut GpuTensor,
+) -> Result<()> {
+    todo!()
+}

@@ -1,0 +1,5 @@
+//! The `wgcnn` command line.
+
+fn main() {
+    env_logger::init();
+}
