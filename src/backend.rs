@@ -250,6 +250,92 @@ pub trait Backend {
         dpred: &mut Self::Tensor,
     ) -> Result<()>;
 
+    // --- normalization and regularization -----------------------------------------------------
+
+    /// Batch normalization in training mode, as `torch.nn.BatchNorm2d`: normalizes each channel
+    /// with the batch mean and biased variance, then scales by `gamma` and shifts by `beta`.
+    /// Updates `running_mean` and `running_var` with `momentum` and the unbiased variance, and
+    /// stores the batch mean and `1 / sqrt(var + eps)` for the backward pass.
+    ///
+    /// # Shapes
+    /// `x`, `y`: `[n, c, h, w]`; `gamma`, `beta`, `running_mean`, `running_var`, `saved_mean`,
+    /// `saved_inv_std`: `[c]`.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm2d_forward_train(
+        &self,
+        x: &Self::Tensor,
+        gamma: &Self::Tensor,
+        beta: &Self::Tensor,
+        running_mean: &mut Self::Tensor,
+        running_var: &mut Self::Tensor,
+        momentum: f32,
+        eps: f32,
+        y: &mut Self::Tensor,
+        saved_mean: &mut Self::Tensor,
+        saved_inv_std: &mut Self::Tensor,
+    ) -> Result<()>;
+
+    /// Batch normalization in evaluation mode: normalizes with the running statistics.
+    ///
+    /// # Shapes
+    /// `x`, `y`: `[n, c, h, w]`; `gamma`, `beta`, `running_mean`, `running_var`: `[c]`.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm2d_forward_eval(
+        &self,
+        x: &Self::Tensor,
+        gamma: &Self::Tensor,
+        beta: &Self::Tensor,
+        running_mean: &Self::Tensor,
+        running_var: &Self::Tensor,
+        eps: f32,
+        y: &mut Self::Tensor,
+    ) -> Result<()>;
+
+    /// Gradients of training-mode batch normalization with respect to `x`, `gamma` and `beta`.
+    ///
+    /// # Shapes
+    /// `x`, `dy`, `dx`: `[n, c, h, w]`; `gamma`, `saved_mean`, `saved_inv_std`, `dgamma`,
+    /// `dbeta`: `[c]`.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm2d_backward(
+        &self,
+        x: &Self::Tensor,
+        dy: &Self::Tensor,
+        gamma: &Self::Tensor,
+        saved_mean: &Self::Tensor,
+        saved_inv_std: &Self::Tensor,
+        dx: &mut Self::Tensor,
+        dgamma: &mut Self::Tensor,
+        dbeta: &mut Self::Tensor,
+    ) -> Result<()>;
+
+    /// Inverted dropout: zeroes each element with probability `p` and scales the others by
+    /// `1 / (1 - p)`. The mask is a hash of `seed` and the element index
+    /// ([`crate::params::dropout_keeps`]), the same on every backend, so the backward pass
+    /// recomputes it instead of storing it.
+    ///
+    /// # Shapes
+    /// `x`, `y`: equal.
+    fn dropout_forward(
+        &self,
+        x: &Self::Tensor,
+        p: f32,
+        seed: u32,
+        y: &mut Self::Tensor,
+    ) -> Result<()>;
+
+    /// Gradient of [`Backend::dropout_forward`] with the same `p` and `seed`.
+    ///
+    /// # Shapes
+    /// `dy`, `dx`: equal.
+    fn dropout_backward(
+        &self,
+        dy: &Self::Tensor,
+        p: f32,
+        seed: u32,
+        dx: &mut Self::Tensor,
+    ) -> Result<()>;
+
     // --- optimizers ------------------------------------------------------------------------
 
     /// One SGD step on `param` in place, as `torch.optim.SGD`. `step` counts from 1; at step 1

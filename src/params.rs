@@ -328,3 +328,22 @@ impl Default for AdamConfig {
         }
     }
 }
+
+/// Whether dropout keeps element `index` for `seed` with drop probability `p`.
+///
+/// The hash is PCG's output permutation applied twice (O'Neill, "PCG: A Family of Simple Fast
+/// Space-Efficient Statistically Good Algorithms for Random Number Generation", 2014), and
+/// `shaders/dropout.wgsl` computes the same in `u32` arithmetic, so both paths draw one mask.
+pub fn dropout_keeps(seed: u32, index: u32, p: f32) -> bool {
+    let hashed = pcg_hash(pcg_hash(index) ^ seed);
+    // The top 24 bits as a uniform float in [0, 1).
+    let uniform = (hashed >> 8) as f32 / 16_777_216.0;
+    uniform >= p
+}
+
+/// One round of the PCG-RXS-M-XS permutation on 32 bits.
+pub fn pcg_hash(input: u32) -> u32 {
+    let state = input.wrapping_mul(747_796_405).wrapping_add(2_891_336_453);
+    let word = ((state >> ((state >> 28) + 4)) ^ state).wrapping_mul(277_803_737);
+    (word >> 22) ^ word
+}

@@ -4,8 +4,10 @@
 //! same arguments as the [`Backend`] method it implements; [`CpuBackend`] only forwards to them.
 
 pub mod activation;
+pub mod batch_norm;
 pub mod bias;
 pub mod conv2d;
+pub mod dropout;
 pub mod linear;
 pub mod loss;
 pub mod optim;
@@ -283,6 +285,80 @@ impl Backend for CpuBackend {
         dpred: &mut ArrayD<f32>,
     ) -> Result<()> {
         loss::mse(pred, target, loss, dpred)
+    }
+
+    fn batch_norm2d_forward_train(
+        &self,
+        x: &ArrayD<f32>,
+        gamma: &ArrayD<f32>,
+        beta: &ArrayD<f32>,
+        running_mean: &mut ArrayD<f32>,
+        running_var: &mut ArrayD<f32>,
+        momentum: f32,
+        eps: f32,
+        y: &mut ArrayD<f32>,
+        saved_mean: &mut ArrayD<f32>,
+        saved_inv_std: &mut ArrayD<f32>,
+    ) -> Result<()> {
+        batch_norm::forward_train(
+            x,
+            gamma,
+            beta,
+            running_mean,
+            running_var,
+            momentum,
+            eps,
+            y,
+            saved_mean,
+            saved_inv_std,
+        )
+    }
+
+    fn batch_norm2d_forward_eval(
+        &self,
+        x: &ArrayD<f32>,
+        gamma: &ArrayD<f32>,
+        beta: &ArrayD<f32>,
+        running_mean: &ArrayD<f32>,
+        running_var: &ArrayD<f32>,
+        eps: f32,
+        y: &mut ArrayD<f32>,
+    ) -> Result<()> {
+        batch_norm::forward_eval(x, gamma, beta, running_mean, running_var, eps, y)
+    }
+
+    fn batch_norm2d_backward(
+        &self,
+        x: &ArrayD<f32>,
+        dy: &ArrayD<f32>,
+        gamma: &ArrayD<f32>,
+        saved_mean: &ArrayD<f32>,
+        saved_inv_std: &ArrayD<f32>,
+        dx: &mut ArrayD<f32>,
+        dgamma: &mut ArrayD<f32>,
+        dbeta: &mut ArrayD<f32>,
+    ) -> Result<()> {
+        batch_norm::backward(x, dy, gamma, saved_mean, saved_inv_std, dx, dgamma, dbeta)
+    }
+
+    fn dropout_forward(
+        &self,
+        x: &ArrayD<f32>,
+        p: f32,
+        seed: u32,
+        y: &mut ArrayD<f32>,
+    ) -> Result<()> {
+        dropout::forward(x, p, seed, y)
+    }
+
+    fn dropout_backward(
+        &self,
+        dy: &ArrayD<f32>,
+        p: f32,
+        seed: u32,
+        dx: &mut ArrayD<f32>,
+    ) -> Result<()> {
+        dropout::backward(dy, p, seed, dx)
     }
 
     fn sgd_step(

@@ -284,6 +284,85 @@ impl Backend for GpuBackend {
         ops::loss::mse(self, pred, target, loss, dpred)
     }
 
+    fn batch_norm2d_forward_train(
+        &self,
+        x: &GpuTensor,
+        gamma: &GpuTensor,
+        beta: &GpuTensor,
+        running_mean: &mut GpuTensor,
+        running_var: &mut GpuTensor,
+        momentum: f32,
+        eps: f32,
+        y: &mut GpuTensor,
+        saved_mean: &mut GpuTensor,
+        saved_inv_std: &mut GpuTensor,
+    ) -> Result<()> {
+        ops::batch_norm::forward_train(
+            self,
+            x,
+            gamma,
+            beta,
+            running_mean,
+            running_var,
+            momentum,
+            eps,
+            y,
+            saved_mean,
+            saved_inv_std,
+        )
+    }
+
+    fn batch_norm2d_forward_eval(
+        &self,
+        x: &GpuTensor,
+        gamma: &GpuTensor,
+        beta: &GpuTensor,
+        running_mean: &GpuTensor,
+        running_var: &GpuTensor,
+        eps: f32,
+        y: &mut GpuTensor,
+    ) -> Result<()> {
+        ops::batch_norm::forward_eval(self, x, gamma, beta, running_mean, running_var, eps, y)
+    }
+
+    fn batch_norm2d_backward(
+        &self,
+        x: &GpuTensor,
+        dy: &GpuTensor,
+        gamma: &GpuTensor,
+        saved_mean: &GpuTensor,
+        saved_inv_std: &GpuTensor,
+        dx: &mut GpuTensor,
+        dgamma: &mut GpuTensor,
+        dbeta: &mut GpuTensor,
+    ) -> Result<()> {
+        ops::batch_norm::backward(
+            self,
+            x,
+            dy,
+            gamma,
+            saved_mean,
+            saved_inv_std,
+            dx,
+            dgamma,
+            dbeta,
+        )
+    }
+
+    fn dropout_forward(&self, x: &GpuTensor, p: f32, seed: u32, y: &mut GpuTensor) -> Result<()> {
+        ops::dropout::forward(self, x, p, seed, y)
+    }
+
+    fn dropout_backward(
+        &self,
+        dy: &GpuTensor,
+        p: f32,
+        seed: u32,
+        dx: &mut GpuTensor,
+    ) -> Result<()> {
+        ops::dropout::backward(self, dy, p, seed, dx)
+    }
+
     fn sgd_step(
         &self,
         param: &mut GpuTensor,

@@ -17,6 +17,8 @@ pub enum Shader {
     MseLoss,
     Sgd,
     Adam,
+    BatchNorm2d,
+    Dropout,
 }
 
 impl Shader {
@@ -33,6 +35,8 @@ impl Shader {
             Shader::MseLoss => "mse_loss.wgsl",
             Shader::Sgd => "sgd.wgsl",
             Shader::Adam => "adam.wgsl",
+            Shader::BatchNorm2d => "batch_norm2d.wgsl",
+            Shader::Dropout => "dropout.wgsl",
         }
     }
 
@@ -49,6 +53,8 @@ impl Shader {
             Shader::MseLoss => include_str!("../../shaders/mse_loss.wgsl"),
             Shader::Sgd => include_str!("../../shaders/sgd.wgsl"),
             Shader::Adam => include_str!("../../shaders/adam.wgsl"),
+            Shader::BatchNorm2d => include_str!("../../shaders/batch_norm2d.wgsl"),
+            Shader::Dropout => include_str!("../../shaders/dropout.wgsl"),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: adapters, random data, relative-error checks.
 #![allow(dead_code)]
 
+pub mod cases;
+
 use ndarray::{ArrayD, Dimension, IxDyn};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

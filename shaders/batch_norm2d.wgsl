@@ -1,0 +1,1 @@
+// TODO: kernel not written yet.
