@@ -6,11 +6,16 @@
 //! Tensors are `f32` and images are NCHW (`[n, c, h, w]`, row-major).
 
 pub mod backend;
+pub mod checkpoint;
 pub mod cpu;
+pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod labels;
+pub mod models;
+pub mod nn;
 pub mod params;
+pub mod train;
 
 pub use backend::Backend;
 pub use cpu::CpuBackend;

@@ -4,6 +4,8 @@
 //! `[out_channels, in_channels, kernel_h, kernel_w]` and a linear weight is
 //! `[out_features, in_features]`, as in PyTorch.
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, Result};
 
 /// Output length of a sliding window along one axis, or `None` when the dilated kernel does
@@ -278,7 +280,7 @@ impl Activation {
 }
 
 /// Stochastic gradient descent with PyTorch's `torch.optim.SGD` semantics.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SgdConfig {
     /// Momentum factor. Default 0.
     pub momentum: f32,
@@ -302,7 +304,7 @@ impl Default for SgdConfig {
 }
 
 /// Adam and AdamW with PyTorch's `torch.optim.Adam` / `AdamW` semantics.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AdamConfig {
     /// Decay of the first moment. Default 0.9.
     pub beta1: f32,

@@ -1,0 +1,79 @@
+//! `wgcnn eval`: test loss and accuracy of a checkpoint.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use wgcnn::checkpoint;
+use wgcnn::data::{DatasetKind, Split};
+use wgcnn::gpu::{BackendChoice, GpuBackend, GpuOptions};
+use wgcnn::train::Trainer;
+use wgcnn::{Backend, CpuBackend, Error};
+
+use super::train::{DeviceChoice, load_split, recorded_normalization};
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Checkpoint written by `wgcnn train --save`.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Data set to evaluate on.
+    #[arg(long, default_value = "fashion-mnist")]
+    dataset: DatasetKind,
+    /// Folder with the data set's files. Default: /usr/share/datasets/<dataset>, then
+    /// ./data/<dataset>.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Images per evaluation batch.
+    #[arg(long, default_value_t = 500)]
+    batch_size: usize,
+    /// Where to evaluate.
+    #[arg(long, value_enum, default_value = "gpu")]
+    device: DeviceChoice,
+    /// Graphics API for --device gpu: auto, vulkan, metal, dx12 or gl.
+    #[arg(long, default_value = "auto")]
+    backend: BackendChoice,
+    /// Use the adapter whose name contains this text (case-insensitive).
+    #[arg(long)]
+    adapter: Option<String>,
+}
+
+pub fn run(args: EvalArgs) -> wgcnn::Result<()> {
+    if args.batch_size == 0 {
+        return Err(Error::invalid(
+            "--batch-size",
+            "0 must be at least 1, such as 500",
+        ));
+    }
+    let checkpoint = checkpoint::load(&args.checkpoint)?;
+    let mut test = load_split(args.dataset, args.data_dir.as_deref(), Split::Test)?;
+    if let Some(normalization) = recorded_normalization(&checkpoint) {
+        test.normalize(&normalization)?;
+    }
+    match args.device {
+        DeviceChoice::Cpu => evaluate_on(&CpuBackend, &checkpoint, &test, args.batch_size),
+        DeviceChoice::Gpu => {
+            let mut options = GpuOptions::default().with_backend(args.backend);
+            options.adapter_name = args.adapter.clone();
+            let gpu = GpuBackend::new(&options)?;
+            evaluate_on(&gpu, &checkpoint, &test, args.batch_size)
+        }
+    }
+}
+
+fn evaluate_on<B: Backend>(
+    backend: &B,
+    checkpoint: &checkpoint::Checkpoint,
+    test: &wgcnn::data::Dataset,
+    batch_size: usize,
+) -> wgcnn::Result<()> {
+    let mut model = checkpoint.build_model(backend)?;
+    let evaluation = Trainer::new().evaluate(backend, &mut model, test, batch_size)?;
+    println!(
+        "test loss {:.4}, test accuracy {:.4} ({} images, device {})",
+        evaluation.loss,
+        evaluation.accuracy,
+        test.len(),
+        backend.device_name()
+    );
+    Ok(())
+}

@@ -1,0 +1,470 @@
+//! `wgcnn train`: the main job.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use wgcnn::checkpoint::{self, Checkpoint, SaveInfo};
+use wgcnn::data::{Dataset, DatasetKind, Normalization, Split, find_dataset_dir, load_dataset};
+use wgcnn::gpu::{BackendChoice, GpuBackend, GpuOptions};
+use wgcnn::nn::{LrSchedule, Model, Optimizer, OptimizerKind};
+use wgcnn::train::{CheckpointTarget, EpochMetrics, FitConfig, Progress, fit};
+use wgcnn::{AdamConfig, Backend, CpuBackend, Error, SgdConfig};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModelChoice {
+    /// Two 5x5 convolutions (16 and 32 channels) with max pooling, then 128 hidden units.
+    Lenet,
+    /// Two 5x5 convolutions (32 and 64 channels) with batch norm, then dropout and 256 hidden
+    /// units.
+    LenetBn,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerChoice {
+    Sgd,
+    Adam,
+    Adamw,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleChoice {
+    /// Cosine annealing from --lr to 0 over all steps.
+    Cosine,
+    /// Multiply the rate by 0.1 after each third of the epochs.
+    Step,
+    /// Keep --lr throughout.
+    Constant,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DeviceChoice {
+    Gpu,
+    Cpu,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Data set to train on.
+    #[arg(long, value_enum, default_value = "fashion-mnist")]
+    dataset: DatasetKind,
+    /// Folder with the data set's files. Default: /usr/share/datasets/<dataset>, then
+    /// ./data/<dataset>.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Architecture.
+    #[arg(long, value_enum, default_value = "lenet")]
+    model: ModelChoice,
+    /// Passes over the training set.
+    #[arg(long, default_value_t = 5)]
+    epochs: usize,
+    /// Images per training step.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Base learning rate (default: 0.05 for SGD, 0.001 for Adam and AdamW).
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Update rule.
+    #[arg(long, value_enum, default_value = "sgd")]
+    optimizer: OptimizerChoice,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f32,
+    /// Weight decay (L2 for SGD and Adam, decoupled for AdamW).
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f32,
+    /// Learning-rate schedule.
+    #[arg(long, value_enum, default_value = "cosine")]
+    schedule: ScheduleChoice,
+    /// Skip normalizing the inputs to zero mean and unit variance per channel.
+    #[arg(long)]
+    no_normalize: bool,
+    /// Where to train.
+    #[arg(long, value_enum, default_value = "gpu")]
+    device: DeviceChoice,
+    /// Graphics API for --device gpu: auto, vulkan, metal, dx12 or gl.
+    #[arg(long, default_value = "auto")]
+    backend: BackendChoice,
+    /// Use the adapter whose name contains this text (case-insensitive).
+    #[arg(long)]
+    adapter: Option<String>,
+    /// Seed of the initial weights, the shuffling and dropout.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Stop after this many training steps in total.
+    #[arg(long)]
+    max_steps: Option<u64>,
+    /// Append one JSON object per epoch to this file (JSON Lines).
+    #[arg(long)]
+    metrics: Option<PathBuf>,
+    /// Print only the final result.
+    #[arg(long)]
+    quiet: bool,
+    /// Save a checkpoint (safetensors) here after each epoch and when training stops early.
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Continue from this checkpoint: its model, optimizer state, step, seed, batch size and
+    /// input normalization replace the options given here; --epochs is the new total.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+}
+
+/// Everything the training run needs, loaded and checked before any device work.
+struct Job {
+    train: Dataset,
+    test: Dataset,
+    specs: Vec<wgcnn::nn::LayerSpec>,
+    kind: OptimizerKind,
+    lr: f32,
+    config: FitConfig,
+    normalization: Option<Normalization>,
+    resume: Option<Checkpoint>,
+}
+
+/// Loads one split of a data set from `data_dir` or the default places.
+pub fn load_split(
+    kind: DatasetKind,
+    data_dir: Option<&std::path::Path>,
+    split: Split,
+) -> wgcnn::Result<Dataset> {
+    let dir = find_dataset_dir(kind, data_dir)?;
+    load_dataset(kind, &dir, split)
+}
+
+/// The normalization a checkpoint's training options recorded, if any.
+pub fn recorded_normalization(checkpoint: &Checkpoint) -> Option<Normalization> {
+    let value = checkpoint.training.get("normalization")?;
+    let numbers = |key: &str| -> Option<Vec<f32>> {
+        value
+            .get(key)?
+            .as_array()?
+            .iter()
+            .map(|v| v.as_f64().map(|f| f as f32))
+            .collect()
+    };
+    Some(Normalization {
+        mean: numbers("mean")?,
+        std: numbers("std")?,
+    })
+}
+
+fn prepare(args: &TrainArgs) -> wgcnn::Result<Job> {
+    if args.batch_size == 0 {
+        return Err(Error::invalid(
+            "--batch-size",
+            "0 must be at least 1, such as 64",
+        ));
+    }
+    if args.epochs == 0 {
+        return Err(Error::invalid(
+            "--epochs",
+            "0 must be at least 1, such as 5",
+        ));
+    }
+    if args.max_steps == Some(0) {
+        return Err(Error::invalid("--max-steps", "0 must be at least 1"));
+    }
+    let resume = args.resume.as_deref().map(checkpoint::load).transpose()?;
+    let dir = find_dataset_dir(args.dataset, args.data_dir.as_deref())?;
+    let mut train = load_dataset(args.dataset, &dir, Split::Train)?;
+    let mut test = load_dataset(args.dataset, &dir, Split::Test)?;
+    let normalization = match &resume {
+        Some(checkpoint) => recorded_normalization(checkpoint),
+        // Statistics of the training set only, applied to both sets.
+        None if !args.no_normalize => Some(train.channel_mean_std()?),
+        None => None,
+    };
+    if let Some(normalization) = &normalization {
+        train.normalize(normalization)?;
+        test.normalize(normalization)?;
+    }
+    let [channels, height, width] = train.image_shape();
+    let classes = train.classes();
+    let specs = match args.model {
+        ModelChoice::Lenet => wgcnn::models::lenet(channels, height, width, classes),
+        ModelChoice::LenetBn => wgcnn::models::lenet_bn(channels, height, width, classes),
+    };
+    let (kind, default_lr) = match args.optimizer {
+        OptimizerChoice::Sgd => (
+            OptimizerKind::Sgd(SgdConfig {
+                momentum: args.momentum,
+                weight_decay: args.weight_decay,
+                ..SgdConfig::default()
+            }),
+            0.05,
+        ),
+        OptimizerChoice::Adam | OptimizerChoice::Adamw => (
+            OptimizerKind::Adam(AdamConfig {
+                weight_decay: args.weight_decay,
+                decoupled: args.optimizer == OptimizerChoice::Adamw,
+                ..AdamConfig::default()
+            }),
+            0.001,
+        ),
+    };
+    let mut config = FitConfig {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        seed: args.seed,
+        max_steps: args.max_steps,
+        ..FitConfig::default()
+    };
+    if let Some(checkpoint) = &resume {
+        config.seed = checkpoint.seed;
+        if let Some(batch_size) = checkpoint
+            .training
+            .get("batch_size")
+            .and_then(|v| v.as_u64())
+        {
+            config.batch_size = batch_size as usize;
+        }
+    }
+    Ok(Job {
+        train,
+        test,
+        specs,
+        kind,
+        lr: args.lr.unwrap_or(default_lr),
+        config,
+        normalization,
+        resume,
+    })
+}
+
+pub fn run(args: TrainArgs) -> wgcnn::Result<()> {
+    let job = prepare(&args)?;
+    match args.device {
+        DeviceChoice::Cpu => train_on(&CpuBackend, "cpu", "cpu", &args, job),
+        DeviceChoice::Gpu => {
+            let mut options = GpuOptions::default().with_backend(args.backend);
+            options.adapter_name = args.adapter.clone();
+            let gpu = GpuBackend::new(&options)?;
+            let context = gpu.context();
+            if context.is_software() && !args.quiet {
+                eprintln!(
+                    "note: the adapter `{}` is a software implementation that runs on the CPU; \
+                     on this machine `--device cpu` trains faster",
+                    context.info.name
+                );
+            }
+            let adapter = gpu.device_name();
+            train_on(&gpu, "gpu", &adapter, &args, job)
+        }
+    }
+}
+
+fn schedule(args: &TrainArgs, job: &Job) -> LrSchedule {
+    let steps_per_epoch = job.train.len().div_ceil(job.config.batch_size) as u64;
+    let mut total_steps = steps_per_epoch * job.config.epochs as u64;
+    if let Some(max) = job.config.max_steps {
+        total_steps = total_steps.min(max);
+    }
+    match args.schedule {
+        ScheduleChoice::Cosine => LrSchedule::Cosine {
+            total_steps,
+            min_lr: 0.0,
+        },
+        ScheduleChoice::Step => LrSchedule::Step {
+            step_size: (total_steps / 3).max(1),
+            gamma: 0.1,
+        },
+        ScheduleChoice::Constant => LrSchedule::Constant,
+    }
+}
+
+/// The options recorded in checkpoints, which `--resume` and `wgcnn eval` read back.
+fn training_record(args: &TrainArgs, job: &Job) -> serde_json::Value {
+    serde_json::json!({
+        "dataset": args.dataset.name(),
+        "model": format!("{:?}", args.model),
+        "epochs": job.config.epochs,
+        "batch_size": job.config.batch_size,
+        "seed": job.config.seed,
+        "normalization": job.normalization.as_ref().map(|n| serde_json::json!({
+            "mean": n.mean,
+            "std": n.std,
+        })),
+    })
+}
+
+fn train_on<B: Backend>(
+    backend: &B,
+    device: &str,
+    adapter: &str,
+    args: &TrainArgs,
+    mut job: Job,
+) -> wgcnn::Result<()> {
+    let input_shape = job.train.image_shape();
+    let (mut model, mut optimizer) = match &job.resume {
+        Some(checkpoint) => {
+            let model = checkpoint.build_model(backend)?;
+            let optimizer = checkpoint.build_optimizer(backend, &model)?.ok_or_else(|| {
+                Error::invalid(
+                    "--resume",
+                    "the checkpoint holds no optimizer state, so training cannot continue from it",
+                )
+            })?;
+            if model.input_shape() != input_shape {
+                return Err(Error::shape(
+                    "--resume",
+                    format!(
+                        "the checkpoint's model expects images {:?}, but the data set has {input_shape:?}",
+                        model.input_shape()
+                    ),
+                ));
+            }
+            if !args.quiet {
+                eprintln!(
+                    "resuming from step {} (epoch {}) with the checkpoint's model, optimizer, seed and batch size",
+                    optimizer.step, checkpoint.epoch
+                );
+            }
+            (model, optimizer)
+        }
+        None => {
+            let model = Model::new(backend, &input_shape, &job.specs, args.seed)?;
+            let schedule = schedule(args, &job);
+            let optimizer = Optimizer::new(backend, &model, job.kind, job.lr, schedule)?;
+            (model, optimizer)
+        }
+    };
+    if let Some(path) = &args.save {
+        job.config.checkpoint = Some(CheckpointTarget {
+            path: path.clone(),
+            info: SaveInfo {
+                epoch: 0,
+                seed: job.config.seed,
+                training: training_record(args, &job),
+            },
+        });
+    }
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupt);
+    if let Err(error) = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)) {
+        log::warn!("Ctrl-C will stop training without a checkpoint: {error}");
+    }
+    job.config.interrupt = Some(interrupt);
+    if !args.quiet {
+        eprintln!(
+            "training {:?} ({} parameters) on {} images, testing on {}, device {device} ({adapter})",
+            args.model,
+            model.parameter_count(),
+            job.train.len(),
+            job.test.len()
+        );
+    }
+
+    let mut metrics_file = match &args.metrics {
+        Some(path) => Some(BufWriter::new(File::create(path).map_err(|source| {
+            Error::Io {
+                path: path.clone(),
+                source,
+            }
+        })?)),
+        None => None,
+    };
+    let bar = ProgressBar::new(0);
+    if args.quiet {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template(
+            "epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed} < {eta})",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+
+    let epochs = job.config.epochs;
+    let mut write_error = None;
+    let history = fit(
+        backend,
+        &mut model,
+        &mut optimizer,
+        &job.train,
+        Some(&job.test),
+        &job.config,
+        |progress| {
+            match progress {
+                Progress::Step {
+                    epoch,
+                    batch,
+                    batches_per_epoch,
+                    loss,
+                    images_per_second,
+                    ..
+                } => {
+                    if batch == 0 {
+                        bar.reset();
+                        bar.set_length(batches_per_epoch as u64);
+                        bar.set_prefix(format!("{epoch}/{epochs}"));
+                    }
+                    bar.set_position(batch as u64 + 1);
+                    bar.set_message(format!("loss {loss:.4}, {images_per_second:.0} images/s"));
+                }
+                Progress::Epoch(metrics) => {
+                    bar.finish_and_clear();
+                    if !args.quiet {
+                        println!("{}", summary_line(metrics, epochs));
+                    }
+                    if let Some(file) = metrics_file.as_mut()
+                        && let Err(error) = write_metrics(file, metrics, device, adapter)
+                    {
+                        write_error = Some(error);
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        },
+    )?;
+    if let (Some(error), Some(path)) = (write_error, &args.metrics) {
+        return Err(Error::Io {
+            path: path.clone(),
+            source: error,
+        });
+    }
+    if let Some(last) = history.last() {
+        println!("test accuracy: {:.4}", last.test_accuracy);
+    }
+    Ok(())
+}
+
+fn summary_line(metrics: &EpochMetrics, epochs: usize) -> String {
+    format!(
+        "epoch {}/{epochs}: train loss {:.4}, train accuracy {:.4}, test loss {:.4}, test accuracy {:.4}, {:.0} images/s, {:.1} s",
+        metrics.epoch,
+        metrics.train_loss,
+        metrics.train_accuracy,
+        metrics.test_loss,
+        metrics.test_accuracy,
+        metrics.images_per_second,
+        metrics.seconds
+    )
+}
+
+fn write_metrics(
+    file: &mut BufWriter<File>,
+    metrics: &EpochMetrics,
+    device: &str,
+    adapter: &str,
+) -> std::io::Result<()> {
+    let line = serde_json::json!({
+        "epoch": metrics.epoch,
+        "train_loss": metrics.train_loss,
+        "train_accuracy": metrics.train_accuracy,
+        "test_loss": metrics.test_loss,
+        "test_accuracy": metrics.test_accuracy,
+        "images_per_second": metrics.images_per_second,
+        "seconds": metrics.seconds,
+        "device": device,
+        "adapter": adapter,
+    });
+    writeln!(file, "{line}")?;
+    file.flush()
+}
