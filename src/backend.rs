@@ -54,6 +54,9 @@ pub trait Backend {
     /// Sends the work recorded so far to the device without waiting for it.
     fn submit(&self) -> Result<()>;
 
+    /// Sends the work recorded so far and waits until the device has finished it.
+    fn synchronize(&self) -> Result<()>;
+
     // --- convolution -----------------------------------------------------------------------
 
     /// `y[n, oc, oh, ow] = bias[oc] + sum_{ic, kh, kw} x[n, ic, ih, iw] * weight[oc, ic, kh, kw]`

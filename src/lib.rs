@@ -6,6 +6,7 @@
 //! Tensors are `f32` and images are NCHW (`[n, c, h, w]`, row-major).
 
 pub mod backend;
+pub mod bench;
 pub mod checkpoint;
 pub mod cpu;
 pub mod data;

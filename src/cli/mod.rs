@@ -1,5 +1,6 @@
 //! Argument parsing and the subcommands.
 
+mod bench;
 mod devices;
 mod eval;
 mod train;
@@ -20,6 +21,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Report the test loss and accuracy of a checkpoint.
     Eval(eval::EvalArgs),
+    /// Time single ops and whole training steps on the GPU and the CPU path.
+    Bench(bench::BenchArgs),
     /// List the GPU adapters with their backend, type and limits.
     Devices(devices::DevicesArgs),
 }
@@ -29,6 +32,7 @@ pub fn run(cli: Cli) -> wgcnn::Result<()> {
     match cli.command {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Devices(args) => devices::run(args),
     }
 }

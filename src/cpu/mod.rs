@@ -138,6 +138,10 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+
     fn conv2d_forward(
         &self,
         x: &ArrayD<f32>,

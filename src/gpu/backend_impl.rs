@@ -135,6 +135,11 @@ impl Backend for GpuBackend {
         self.flush()
     }
 
+    fn synchronize(&self) -> Result<()> {
+        self.flush()?;
+        self.ctx.wait("finishing submitted work")
+    }
+
     fn conv2d_forward(
         &self,
         x: &GpuTensor,
