@@ -466,3 +466,77 @@ pub fn fit<B: Backend>(
     }
     Ok(history)
 }
+
+/// One timed part of a training step.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProfileRow {
+    /// `upload`, `forward`, `loss`, `backward`, `optimizer` or `readback`.
+    pub phase: &'static str,
+    /// The layer, such as `3 conv2d`, or empty for phases that span the model.
+    pub layer: String,
+    pub seconds: f64,
+}
+
+impl<B: Backend> Trainer<B> {
+    /// Runs one training step like [`Trainer::train_step`], but waits for the device after
+    /// every layer and phase and times each on the host.
+    ///
+    /// NOTE: the waits keep the device from overlapping work, so the sum of the rows is
+    /// larger than an unprofiled step; timestamp queries are not used yet.
+    pub fn profile_step(
+        &mut self,
+        backend: &B,
+        model: &mut Model<B>,
+        optimizer: &mut Optimizer<B>,
+        data: &Dataset,
+        indices: &[usize],
+    ) -> Result<Vec<ProfileRow>> {
+        let mut rows = Vec::new();
+        let mut timed = |phase: &'static str,
+                         layer: String,
+                         work: &mut dyn FnMut() -> Result<()>|
+         -> Result<()> {
+            backend.synchronize()?;
+            let started = Instant::now();
+            work()?;
+            backend.synchronize()?;
+            rows.push(ProfileRow {
+                phase,
+                layer,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+            Ok(())
+        };
+
+        timed("upload", String::new(), &mut || {
+            self.load_batch(backend, model, data, indices)
+        })?;
+        let workspace = self
+            .workspaces
+            .get_mut(&indices.len())
+            .expect("created by load_batch");
+        let step = optimizer.step;
+        for index in 0..model.layers.len() {
+            let name = format!("{index} {}", model.layers[index].spec.kind());
+            timed("forward", name, &mut || {
+                model.forward_layer(backend, workspace, index, Mode::Train, step)
+            })?;
+        }
+        timed("loss", String::new(), &mut || {
+            workspace.softmax_cross_entropy(backend)
+        })?;
+        for index in (0..model.layers.len()).rev() {
+            let name = format!("{index} {}", model.layers[index].spec.kind());
+            timed("backward", name, &mut || {
+                model.backward_layer(backend, workspace, index, step)
+            })?;
+        }
+        timed("optimizer", String::new(), &mut || {
+            optimizer.step(backend, model)
+        })?;
+        timed("readback", String::new(), &mut || {
+            backend.read(&workspace.loss).map(|_| ())
+        })?;
+        Ok(rows)
+    }
+}

@@ -108,6 +108,9 @@ pub struct TrainArgs {
     /// Save a checkpoint (safetensors) here after each epoch and when training stops early.
     #[arg(long)]
     save: Option<PathBuf>,
+    /// Time each layer and phase of a few training steps, print the table and exit.
+    #[arg(long)]
+    profile: bool,
     /// Continue from this checkpoint: its model, optimizer state, step, seed, batch size and
     /// input normalization replace the options given here; --epochs is the new total.
     #[arg(long)]
@@ -343,6 +346,9 @@ fn train_on<B: Backend>(
             },
         });
     }
+    if args.profile {
+        return print_profile(backend, &mut model, &mut optimizer, &job);
+    }
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&interrupt);
     if let Err(error) = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)) {
@@ -467,4 +473,50 @@ fn write_metrics(
     });
     writeln!(file, "{line}")?;
     file.flush()
+}
+
+/// Profiles 5 training steps after 3 untimed ones and prints the median time of each layer
+/// and phase.
+fn print_profile<B: Backend>(
+    backend: &B,
+    model: &mut Model<B>,
+    optimizer: &mut Optimizer<B>,
+    job: &Job,
+) -> wgcnn::Result<()> {
+    let batch_size = job.config.batch_size.min(job.train.len());
+    let indices: Vec<usize> = (0..batch_size).collect();
+    let mut trainer = wgcnn::train::Trainer::new();
+    for _ in 0..3 {
+        trainer.train_step(backend, model, optimizer, &job.train, &indices)?;
+    }
+    let runs: Vec<Vec<wgcnn::train::ProfileRow>> = (0..5)
+        .map(|_| trainer.profile_step(backend, model, optimizer, &job.train, &indices))
+        .collect::<wgcnn::Result<_>>()?;
+    let medians: Vec<f64> = (0..runs[0].len())
+        .map(|row| {
+            let mut samples: Vec<f64> = runs.iter().map(|run| run[row].seconds).collect();
+            samples.sort_by(f64::total_cmp);
+            samples[samples.len() / 2]
+        })
+        .collect();
+    let total: f64 = medians.iter().sum();
+    println!(
+        "profile of one training step at batch {batch_size} on {} (median of 5, waits after every row)",
+        backend.device_name()
+    );
+    println!(
+        "{:<10} {:<18} {:>10} {:>7}",
+        "phase", "layer", "ms", "share"
+    );
+    for (row, seconds) in runs[0].iter().zip(&medians) {
+        println!(
+            "{:<10} {:<18} {:>10.3} {:>6.1}%",
+            row.phase,
+            row.layer,
+            seconds * 1e3,
+            100.0 * seconds / total
+        );
+    }
+    println!("{:<10} {:<18} {:>10.3}", "total", "", total * 1e3);
+    Ok(())
 }

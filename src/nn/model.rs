@@ -187,8 +187,8 @@ impl<B: Backend> Model<B> {
         pcg_hash(high ^ step as u32) ^ pcg_hash((step >> 32) as u32)
     }
 
-    /// Runs every layer on `workspace.input`, leaving each layer's output in the workspace.
-    /// `step` varies the dropout masks between training steps.
+    /// Runs every layer on `workspace.activations[0]`, leaving each layer's output in the
+    /// workspace. `step` varies the dropout masks between training steps.
     pub fn forward(
         &mut self,
         backend: &B,
@@ -197,34 +197,62 @@ impl<B: Backend> Model<B> {
         step: u64,
     ) -> Result<()> {
         for index in 0..self.layers.len() {
-            let seed = self.dropout_seed(index, step);
-            let layer = &mut self.layers[index];
-            let (before, after) = workspace.activations.split_at_mut(index + 1);
-            let x = &before[index];
-            let y = &mut after[0];
-            let aux = &mut workspace.saved[index];
-            forward_layer(backend, layer, x, y, aux, mode, seed)?;
+            self.forward_layer(backend, workspace, index, mode, step)?;
         }
         Ok(())
+    }
+
+    /// Runs layer `index` alone, from its input activation to its output.
+    pub fn forward_layer(
+        &mut self,
+        backend: &B,
+        workspace: &mut Workspace<B>,
+        index: usize,
+        mode: Mode,
+        step: u64,
+    ) -> Result<()> {
+        let seed = self.dropout_seed(index, step);
+        let layer = &mut self.layers[index];
+        let (before, after) = workspace.activations.split_at_mut(index + 1);
+        let saved = &mut workspace.saved[index];
+        forward_layer(
+            backend,
+            layer,
+            &before[index],
+            &mut after[0],
+            saved,
+            mode,
+            seed,
+        )
     }
 
     /// Back-propagates `workspace.gradients[last]` (set by the loss) through every layer,
     /// overwriting each parameter's gradient. The input's gradient is not computed.
     pub fn backward(&mut self, backend: &B, workspace: &mut Workspace<B>, step: u64) -> Result<()> {
         for index in (0..self.layers.len()).rev() {
-            let seed = self.dropout_seed(index, step);
-            let layer = &mut self.layers[index];
-            let (before, after) = workspace.gradients.split_at_mut(index + 1);
-            let dy = &after[0];
-            // The input batch needs no gradient, except where batch norm computes it anyway.
-            let dx = &mut before[index];
-            let needs_dx = index > 0;
-            let x = &workspace.activations[index];
-            let y = &workspace.activations[index + 1];
-            let aux = &workspace.saved[index];
-            backward_layer(backend, layer, x, y, dy, dx, needs_dx, aux, seed)?;
+            self.backward_layer(backend, workspace, index, step)?;
         }
         Ok(())
+    }
+
+    /// Back-propagates through layer `index` alone, from the gradient of its output.
+    pub fn backward_layer(
+        &mut self,
+        backend: &B,
+        workspace: &mut Workspace<B>,
+        index: usize,
+        step: u64,
+    ) -> Result<()> {
+        let seed = self.dropout_seed(index, step);
+        let layer = &mut self.layers[index];
+        let (before, after) = workspace.gradients.split_at_mut(index + 1);
+        // The input batch needs no gradient, except where batch norm computes it anyway.
+        let dx = &mut before[index];
+        let needs_dx = index > 0;
+        let x = &workspace.activations[index];
+        let y = &workspace.activations[index + 1];
+        let saved = &workspace.saved[index];
+        backward_layer(backend, layer, x, y, &after[0], dx, needs_dx, saved, seed)
     }
 }
 
