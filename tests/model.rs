@@ -5,55 +5,14 @@ mod common;
 
 use std::ops::ControlFlow;
 
-use common::{assert_close, gpu_backends, random, rng};
+use common::small::{small_data, small_specs, small_specs_with};
+use common::{assert_close, gpu_backends, rng};
 use ndarray::{Array4, ArrayD};
 use rand::Rng;
 use wgcnn::data::Dataset;
 use wgcnn::nn::{LayerSpec, LrSchedule, Mode, Model, Optimizer, OptimizerKind, Workspace};
 use wgcnn::train::{FitConfig, Trainer, fit};
 use wgcnn::{AdamConfig, Backend, CpuBackend, Error, SgdConfig};
-
-/// A small model with every kind of layer that has parameters, and a max pooling, two
-/// activations and a flatten between them.
-fn small_specs() -> Vec<LayerSpec> {
-    small_specs_with(
-        LayerSpec::max_pool2d(2),
-        LayerSpec::LeakyRelu {
-            negative_slope: 0.1,
-        },
-    )
-}
-
-/// The small model with another pooling and second activation.
-fn small_specs_with(pool: LayerSpec, activation: LayerSpec) -> Vec<LayerSpec> {
-    vec![
-        LayerSpec::Conv2d {
-            in_channels: 2,
-            out_channels: 3,
-            kernel: [3, 2],
-            stride: [1, 2],
-            padding: [1, 1],
-            dilation: [1, 1],
-            bias: true,
-        },
-        LayerSpec::batch_norm2d(3),
-        LayerSpec::Tanh,
-        pool,
-        LayerSpec::Flatten,
-        LayerSpec::linear(3 * 3 * 2, 5),
-        activation,
-        LayerSpec::linear(5, 4),
-    ]
-}
-
-/// Random images `[n, 2, 7, 7]` with labels below 4.
-fn small_data(rng: &mut impl Rng, n: usize) -> Dataset {
-    let images = random(rng, &[n, 2, 7, 7])
-        .into_dimensionality::<ndarray::Ix4>()
-        .unwrap();
-    let labels = (0..n).map(|_| rng.random_range(0..4)).collect();
-    Dataset::new(images, labels, 4).unwrap()
-}
 
 fn read_parameters<B: Backend>(backend: &B, model: &Model<B>) -> Vec<(String, ArrayD<f32>)> {
     model

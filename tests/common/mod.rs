@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cases;
+pub mod small;
 
 use ndarray::{ArrayD, Dimension, IxDyn};
 use rand::{Rng, SeedableRng};

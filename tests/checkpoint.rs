@@ -1,0 +1,324 @@
+//! Checkpoints: round trips, atomic saves, rejected files, resume, interrupts and divergence.
+
+mod common;
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use common::small::{small_data, small_specs};
+use common::{gpu_backends, rng};
+use wgcnn::checkpoint::{self, SaveInfo};
+use wgcnn::data::Dataset;
+use wgcnn::nn::{LayerSpec, LrSchedule, Model, Optimizer, OptimizerKind};
+use wgcnn::train::{CheckpointTarget, FitConfig, fit};
+use wgcnn::{AdamConfig, Backend, CpuBackend, Error, SgdConfig};
+
+/// A fresh folder under the system's temporary folder, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(test: &str) -> Self {
+        let unique = format!(
+            "wgcnn-{test}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        );
+        let path = std::env::temp_dir().join(unique);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
+}
+
+fn adam() -> OptimizerKind {
+    OptimizerKind::Adam(AdamConfig::default())
+}
+
+fn momentum_sgd() -> OptimizerKind {
+    OptimizerKind::Sgd(SgdConfig {
+        momentum: 0.9,
+        ..SgdConfig::default()
+    })
+}
+
+fn new_run<B: Backend>(backend: &B, kind: OptimizerKind) -> (Model<B>, Optimizer<B>) {
+    let model = Model::new(backend, &[2, 7, 7], &small_specs(), 5).unwrap();
+    let optimizer = Optimizer::new(backend, &model, kind, 0.02, LrSchedule::Constant).unwrap();
+    (model, optimizer)
+}
+
+fn config(epochs: usize) -> FitConfig {
+    FitConfig {
+        epochs,
+        batch_size: 6,
+        seed: 11,
+        ..FitConfig::default()
+    }
+}
+
+fn train<B: Backend>(
+    backend: &B,
+    model: &mut Model<B>,
+    optimizer: &mut Optimizer<B>,
+    data: &Dataset,
+    config: &FitConfig,
+) -> wgcnn::Result<()> {
+    fit(backend, model, optimizer, data, None, config, |_| {
+        ControlFlow::Continue(())
+    })
+    .map(|_| ())
+}
+
+fn tensors<B: Backend>(backend: &B, model: &Model<B>) -> HashMap<String, Vec<u32>> {
+    model
+        .named_tensors()
+        .into_iter()
+        .map(|(name, t)| {
+            (
+                name,
+                backend
+                    .read(t)
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn checkpoint_round_trip_restores_everything() {
+    let mut rng = rng("checkpoint_round_trip_restores_everything");
+    let data = small_data(&mut rng, 18);
+    let dir = TempDir::new("round-trip");
+    let path = dir.join("model.safetensors");
+    let cpu = CpuBackend;
+    let (mut model, mut optimizer) = new_run(&cpu, adam());
+    train(&cpu, &mut model, &mut optimizer, &data, &config(1)).unwrap();
+    let info = SaveInfo {
+        epoch: 1,
+        seed: 11,
+        training: serde_json::json!({"batch_size": 6}),
+    };
+    checkpoint::save(&path, &cpu, &model, Some(&optimizer), &info).unwrap();
+
+    let loaded = checkpoint::load(&path).unwrap();
+    assert_eq!(loaded.epoch, 1);
+    assert_eq!(loaded.step, optimizer.step);
+    assert_eq!(loaded.architecture, small_specs());
+    assert_eq!(loaded.training["batch_size"], 6);
+    let restored = loaded.build_model(&cpu).unwrap();
+    assert_eq!(tensors(&cpu, &restored), tensors(&cpu, &model));
+    let restored_optimizer = loaded.build_optimizer(&cpu, &restored).unwrap().unwrap();
+    assert_eq!(restored_optimizer.step, optimizer.step);
+    assert_eq!(restored_optimizer.kind, optimizer.kind);
+    for (a, b) in restored_optimizer
+        .state
+        .iter()
+        .flatten()
+        .zip(optimizer.state.iter().flatten())
+    {
+        assert_eq!(a.first, b.first);
+        assert_eq!(a.second, b.second);
+    }
+}
+
+#[test]
+fn save_interrupted_before_rename_keeps_old_checkpoint() {
+    let dir = TempDir::new("interrupted-save");
+    let path = dir.join("model.safetensors");
+    let cpu = CpuBackend;
+    let (model, optimizer) = new_run(&cpu, momentum_sgd());
+    checkpoint::save(&path, &cpu, &model, Some(&optimizer), &SaveInfo::default()).unwrap();
+    let before = std::fs::read(&path).unwrap();
+
+    // The second save stops after writing its temporary file, as a crash would.
+    let newer = SaveInfo {
+        epoch: 7,
+        ..SaveInfo::default()
+    };
+    let bytes = checkpoint::to_bytes(&cpu, &model, Some(&optimizer), &newer).unwrap();
+    let temporary = checkpoint::write_temporary(&path, &bytes[..bytes.len() / 2]).unwrap();
+
+    assert!(temporary.exists());
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    assert_eq!(checkpoint::load(&path).unwrap().epoch, 0);
+}
+
+#[test]
+fn failed_save_reports_path_and_keeps_old_checkpoint() {
+    let dir = TempDir::new("failed-save");
+    let path = dir.join("model.safetensors");
+    let cpu = CpuBackend;
+    let (model, optimizer) = new_run(&cpu, momentum_sgd());
+    checkpoint::save(&path, &cpu, &model, Some(&optimizer), &SaveInfo::default()).unwrap();
+    let before = std::fs::read(&path).unwrap();
+
+    // A folder in place of the file makes the rename fail after the temporary is written.
+    let blocked = dir.join("blocked");
+    std::fs::create_dir_all(blocked.join("inside")).unwrap();
+    let error = checkpoint::save(&blocked, &cpu, &model, None, &SaveInfo::default()).unwrap_err();
+    assert!(matches!(error, Error::Io { .. }), "{error}");
+    assert!(error.to_string().contains("blocked"), "{error}");
+    let leftovers: Vec<_> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+#[test]
+fn checkpoint_of_other_architecture_is_rejected() {
+    let dir = TempDir::new("architecture");
+    let path = dir.join("model.safetensors");
+    let cpu = CpuBackend;
+    let (model, optimizer) = new_run(&cpu, momentum_sgd());
+    checkpoint::save(&path, &cpu, &model, Some(&optimizer), &SaveInfo::default()).unwrap();
+
+    let mut specs = small_specs();
+    specs[5] = LayerSpec::linear(18, 6);
+    specs[7] = LayerSpec::linear(6, 4);
+    let mut other = Model::new(&cpu, &[2, 7, 7], &specs, 0).unwrap();
+    let error = checkpoint::load(&path)
+        .unwrap()
+        .restore_model(&cpu, &mut other)
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("model.5.weight"), "{message}");
+    assert!(
+        message.contains("[5, 18]") && message.contains("[6, 18]"),
+        "{message}"
+    );
+}
+
+#[test]
+fn truncated_and_corrupt_checkpoints_are_rejected() {
+    let cpu = CpuBackend;
+    let (model, optimizer) = new_run(&cpu, momentum_sgd());
+    let bytes = checkpoint::to_bytes(&cpu, &model, Some(&optimizer), &SaveInfo::default()).unwrap();
+    let path = std::path::Path::new("model.safetensors");
+    for cut in [0, 4, 8, 100, bytes.len() - 1] {
+        let error = checkpoint::from_bytes(path, &bytes[..cut]).unwrap_err();
+        assert!(matches!(error, Error::File { .. }), "cut at {cut}: {error}");
+        assert!(error.to_string().contains("model.safetensors"), "{error}");
+    }
+    let mut flipped = bytes.clone();
+    flipped[10] ^= 0xff;
+    assert!(checkpoint::from_bytes(path, &flipped).is_err());
+}
+
+#[test]
+fn checkpoint_from_newer_format_is_rejected() {
+    let cpu = CpuBackend;
+    let (model, _) = new_run(&cpu, momentum_sgd());
+    let bytes = checkpoint::to_bytes(&cpu, &model, None, &SaveInfo::default()).unwrap();
+    // Rewrite the version inside the JSON header; both strings have the same length.
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let newer = text.replacen("\"format_version\":\"1\"", "\"format_version\":\"9\"", 1);
+    assert_ne!(text, newer, "the header holds format_version 1");
+    let error = checkpoint::from_bytes(std::path::Path::new("new.safetensors"), newer.as_bytes())
+        .unwrap_err();
+    assert!(error.to_string().contains("newer"), "{error}");
+}
+
+/// Trains 3 epochs straight, and again stopped after 5 steps, saved, and resumed from the
+/// checkpoint; the two must end with the same bits.
+fn check_resume_matches<B: Backend>(backend: &B, data: &Dataset, dir: &TempDir) {
+    let (mut model, mut optimizer) = new_run(backend, adam());
+    train(backend, &mut model, &mut optimizer, data, &config(3)).unwrap();
+    let straight = tensors(backend, &model);
+
+    let path = dir.join(&format!(
+        "resume-{}.safetensors",
+        backend.device_name().len()
+    ));
+    let (mut model, mut optimizer) = new_run(backend, adam());
+    let mut first_part = config(3);
+    first_part.max_steps = Some(5);
+    first_part.checkpoint = Some(CheckpointTarget {
+        path: path.clone(),
+        info: SaveInfo::default(),
+    });
+    train(backend, &mut model, &mut optimizer, data, &first_part).unwrap();
+    drop((model, optimizer));
+
+    let checkpoint = checkpoint::load(&path).unwrap();
+    assert_eq!(checkpoint.step, 5);
+    let mut model = checkpoint.build_model(backend).unwrap();
+    let mut optimizer = checkpoint
+        .build_optimizer(backend, &model)
+        .unwrap()
+        .unwrap();
+    train(backend, &mut model, &mut optimizer, data, &config(3)).unwrap();
+    assert_eq!(
+        tensors(backend, &model),
+        straight,
+        "resumed run differs on {}",
+        backend.device_name()
+    );
+}
+
+#[test]
+fn resumed_training_matches_uninterrupted_run() {
+    let mut rng = rng("resumed_training_matches_uninterrupted_run");
+    let data = small_data(&mut rng, 20);
+    let dir = TempDir::new("resume");
+    check_resume_matches(&CpuBackend, &data, &dir);
+    for gpu in gpu_backends() {
+        check_resume_matches(&gpu, &data, &dir);
+    }
+}
+
+#[test]
+fn interrupt_saves_checkpoint_and_returns_error() {
+    let mut rng = rng("interrupt_saves_checkpoint_and_returns_error");
+    let data = small_data(&mut rng, 20);
+    let dir = TempDir::new("interrupt");
+    let path = dir.join("model.safetensors");
+    let cpu = CpuBackend;
+    let (mut model, mut optimizer) = new_run(&cpu, momentum_sgd());
+    let mut settings = config(2);
+    settings.interrupt = Some(Arc::new(AtomicBool::new(true)));
+    settings.checkpoint = Some(CheckpointTarget {
+        path: path.clone(),
+        info: SaveInfo::default(),
+    });
+    let error = train(&cpu, &mut model, &mut optimizer, &data, &settings).unwrap_err();
+    assert!(matches!(error, Error::Interrupted { step: 1 }), "{error}");
+    assert_eq!(checkpoint::load(&path).unwrap().step, 1);
+}
+
+#[test]
+fn diverging_training_names_step_and_layer() {
+    let mut rng = rng("diverging_training_names_step_and_layer");
+    let data = small_data(&mut rng, 20);
+    let cpu = CpuBackend;
+    let model_specs = small_specs();
+    let mut model = Model::new(&cpu, &[2, 7, 7], &model_specs, 5).unwrap();
+    let kind = momentum_sgd();
+    let mut optimizer = Optimizer::new(&cpu, &model, kind, 1e30, LrSchedule::Constant).unwrap();
+    let error = train(&cpu, &mut model, &mut optimizer, &data, &config(3)).unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, Error::NonFinite { .. }), "{message}");
+    assert!(message.contains("step"), "{message}");
+    assert!(message.contains("layer"), "{message}");
+    assert!(message.contains("--lr"), "{message}");
+}
