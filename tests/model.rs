@@ -8,7 +8,6 @@ use std::ops::ControlFlow;
 use common::small::{small_data, small_specs, small_specs_with};
 use common::{assert_close, gpu_backends, rng};
 use ndarray::{Array4, ArrayD};
-use rand::Rng;
 use wgcnn::data::Dataset;
 use wgcnn::nn::{LayerSpec, LrSchedule, Mode, Model, Optimizer, OptimizerKind, Workspace};
 use wgcnn::train::{FitConfig, Trainer, fit};
