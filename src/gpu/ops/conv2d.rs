@@ -1,32 +1,226 @@
-use crate::error::Result;
+use bytemuck::{Pod, Zeroable};
+
+use crate::cpu::conv2d::{check_backward_input, check_backward_weight, check_forward};
+use crate::error::{Error, Result};
+use crate::gpu::kernels::{Kernel, Shader};
+use crate::gpu::launch::{Binding, to_u32};
 use crate::gpu::{GpuBackend, GpuTensor};
-use crate::params::Conv2dParams;
+use crate::params::{Conv2dParams, Conv2dShape};
+
+const FORWARD: Kernel = Kernel::new(Shader::Conv2d, "forward");
+const FORWARD_BIAS: Kernel = Kernel::new(Shader::Conv2d, "forward_bias");
+const BACKWARD_INPUT: Kernel = Kernel::new(Shader::Conv2d, "backward_input");
+const BACKWARD_WEIGHT: Kernel = Kernel::new(Shader::Conv2d, "backward_weight");
+
+/// Channels, and pixels along one row, per invocation of `forward` and `backward_input`;
+/// `TILE` in `shaders/conv2d.wgsl`.
+const TILE: usize = 4;
+/// Output channels per invocation of `backward_weight`; `WEIGHT_TILE` in the shader.
+const WEIGHT_TILE: usize = 8;
+
+/// Mirrors `Params` in `shaders/conv2d.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    batch_size: u32,
+    in_channels: u32,
+    in_height: u32,
+    in_width: u32,
+    out_channels: u32,
+    kernel_height: u32,
+    kernel_width: u32,
+    out_height: u32,
+    out_width: u32,
+    stride_h: u32,
+    stride_w: u32,
+    padding_h: u32,
+    padding_w: u32,
+    dilation_h: u32,
+    dilation_w: u32,
+    tiles: u32,
+}
+
+impl Params {
+    fn new(
+        op: &'static str,
+        shape: &Conv2dShape,
+        conv: &Conv2dParams,
+        tiles: usize,
+    ) -> Result<Self> {
+        Ok(Self {
+            batch_size: to_u32(op, shape.batch_size)?,
+            in_channels: to_u32(op, shape.in_channels)?,
+            in_height: to_u32(op, shape.in_height)?,
+            in_width: to_u32(op, shape.in_width)?,
+            out_channels: to_u32(op, shape.out_channels)?,
+            kernel_height: to_u32(op, shape.kernel_height)?,
+            kernel_width: to_u32(op, shape.kernel_width)?,
+            out_height: to_u32(op, shape.out_height)?,
+            out_width: to_u32(op, shape.out_width)?,
+            stride_h: to_u32(op, conv.stride[0])?,
+            stride_w: to_u32(op, conv.stride[1])?,
+            padding_h: to_u32(op, conv.padding[0])?,
+            padding_w: to_u32(op, conv.padding[1])?,
+            dilation_h: to_u32(op, conv.dilation[0])?,
+            dilation_w: to_u32(op, conv.dilation[1])?,
+            tiles: to_u32(op, tiles)?,
+        })
+    }
+}
+
+/// Fails unless every flat index the kernels compute fits in `u32`. The padded extents
+/// bound the wrapped-around positions the shader compares against the input size.
+fn check_indices(op: &'static str, shape: &Conv2dShape, conv: &Conv2dParams) -> Result<()> {
+    let [x, weight, y] =
+        [shape.input(), shape.weight(), shape.output()].map(|dims| dims.iter().product::<usize>());
+    for len in [x, weight, y] {
+        to_u32(op, len)?;
+    }
+    let padded_h = shape.in_height + 2 * conv.padding[0] + conv.stride[0] * shape.out_height;
+    let padded_w = shape.in_width + 2 * conv.padding[1] + conv.stride[1] * shape.out_width;
+    to_u32(op, padded_h.max(padded_w))?;
+    Ok(())
+}
+
+/// Records a dispatch of `tiles` invocations along the flattened x/y dimensions, times
+/// `channel_tiles` workgroups along z, which the shader reads as its channel tile.
+fn dispatch_channel_tiles(
+    gpu: &GpuBackend,
+    kernel: Kernel,
+    params: &Params,
+    bindings: &[Binding<'_>],
+    tiles: usize,
+    channel_tiles: usize,
+) -> Result<()> {
+    let max_per_dimension = gpu.context().limits.max_compute_workgroups_per_dimension;
+    let z = u32::try_from(channel_tiles)
+        .ok()
+        .filter(|&z| z <= max_per_dimension)
+        .ok_or_else(|| {
+            Error::Gpu(format!(
+                "kernel `{}` needs {channel_tiles} channel tiles, more than the \
+                     {max_per_dimension} workgroups per dimension this adapter allows; use fewer \
+                     channels",
+                kernel.entry_point
+            ))
+        })?;
+    let [x, y, _] = gpu.workgroups_1d(kernel, tiles as u64)?;
+    gpu.dispatch(kernel, params, bindings, [x, y, z])
+}
 
 pub(crate) fn forward(
-    _gpu: &GpuBackend,
-    _x: &GpuTensor,
-    _weight: &GpuTensor,
-    _bias: Option<&GpuTensor>,
-    _params: &Conv2dParams,
-    _y: &mut GpuTensor,
+    gpu: &GpuBackend,
+    x: &GpuTensor,
+    weight: &GpuTensor,
+    bias: Option<&GpuTensor>,
+    params: &Conv2dParams,
+    y: &mut GpuTensor,
 ) -> Result<()> {
-    todo!()
+    let shape = check_forward(
+        &x.shape,
+        &weight.shape,
+        bias.map(|b| b.shape.as_slice()),
+        params,
+        &y.shape,
+    )?;
+    check_indices("conv2d", &shape, params)?;
+
+    let tiles = shape.batch_size * shape.out_height * shape.out_width.div_ceil(TILE);
+    let channel_tiles = shape.out_channels.div_ceil(TILE);
+    let uniform = Params::new("conv2d", &shape, params, tiles)?;
+    match bias {
+        Some(bias) => dispatch_channel_tiles(
+            gpu,
+            FORWARD_BIAS,
+            &uniform,
+            &[x.at(1), weight.at(2), bias.at(3), y.at(5)],
+            tiles,
+            channel_tiles,
+        ),
+        None => dispatch_channel_tiles(
+            gpu,
+            FORWARD,
+            &uniform,
+            &[x.at(1), weight.at(2), y.at(5)],
+            tiles,
+            channel_tiles,
+        ),
+    }
 }
+
 pub(crate) fn backward_input(
-    _gpu: &GpuBackend,
-    _dy: &GpuTensor,
-    _weight: &GpuTensor,
-    _params: &Conv2dParams,
-    _dx: &mut GpuTensor,
+    gpu: &GpuBackend,
+    dy: &GpuTensor,
+    weight: &GpuTensor,
+    params: &Conv2dParams,
+    dx: &mut GpuTensor,
 ) -> Result<()> {
-    todo!()
+    let shape = check_backward_input(&dy.shape, &weight.shape, params, &dx.shape)?;
+    check_indices("conv2d backward input", &shape, params)?;
+
+    let tiles = shape.batch_size * shape.in_height * shape.in_width.div_ceil(TILE);
+    let channel_tiles = shape.in_channels.div_ceil(TILE);
+    let uniform = Params::new("conv2d backward input", &shape, params, tiles)?;
+    dispatch_channel_tiles(
+        gpu,
+        BACKWARD_INPUT,
+        &uniform,
+        &[weight.at(2), dy.at(4), dx.at(6)],
+        tiles,
+        channel_tiles,
+    )
 }
+
 pub(crate) fn backward_weight(
-    _gpu: &GpuBackend,
-    _x: &GpuTensor,
-    _dy: &GpuTensor,
-    _params: &Conv2dParams,
-    _dweight: &mut GpuTensor,
+    gpu: &GpuBackend,
+    x: &GpuTensor,
+    dy: &GpuTensor,
+    params: &Conv2dParams,
+    dweight: &mut GpuTensor,
 ) -> Result<()> {
-    todo!()
+    let shape = check_backward_weight(&x.shape, &dy.shape, params, &dweight.shape)?;
+    check_indices("conv2d backward weight", &shape, params)?;
+
+    let elements = shape.in_channels * shape.kernel_height * shape.kernel_width;
+    let channel_tiles = shape.out_channels.div_ceil(WEIGHT_TILE);
+    let uniform = Params::new("conv2d backward weight", &shape, params, elements)?;
+    dispatch_channel_tiles(
+        gpu,
+        BACKWARD_WEIGHT,
+        &uniform,
+        &[x.at(1), dy.at(4), dweight.at(7)],
+        elements,
+        channel_tiles,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of `const NAME = ...u;` in the conv2d shader.
+    fn shader_constant(name: &str) -> usize {
+        let source = Shader::Conv2d.source();
+        let prefix = format!("const {name}: u32 = ");
+        let line = source
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("conv2d.wgsl declares no `{prefix}...`"));
+        line.trim_end_matches(';')
+            .trim_end_matches('u')
+            .parse()
+            .unwrap_or_else(|error| panic!("{name} in conv2d.wgsl: {error}"))
+    }
+
+    #[test]
+    fn tile_sizes_match_shader() {
+        assert_eq!(TILE, shader_constant("TILE"));
+        assert_eq!(WEIGHT_TILE, shader_constant("WEIGHT_TILE"));
+    }
+
+    #[test]
+    fn params_match_shader_struct_size() {
+        // 16 u32 fields: a multiple of 16 bytes, as uniform buffers require.
+        assert_eq!(std::mem::size_of::<Params>(), 64);
+    }
 }
