@@ -9,14 +9,25 @@ use crate::params::{Conv2dParams, Conv2dShape};
 
 const FORWARD: Kernel = Kernel::new(Shader::Conv2d, "forward");
 const FORWARD_BIAS: Kernel = Kernel::new(Shader::Conv2d, "forward_bias");
+const FORWARD_ROW: Kernel = Kernel::new(Shader::Conv2d, "forward_row");
+const FORWARD_ROW_BIAS: Kernel = Kernel::new(Shader::Conv2d, "forward_row_bias");
 const BACKWARD_INPUT: Kernel = Kernel::new(Shader::Conv2d, "backward_input");
+const BACKWARD_INPUT_ROW: Kernel = Kernel::new(Shader::Conv2d, "backward_input_row");
 const BACKWARD_WEIGHT: Kernel = Kernel::new(Shader::Conv2d, "backward_weight");
+const BACKWARD_WEIGHT_ROW: Kernel = Kernel::new(Shader::Conv2d, "backward_weight_row");
 
-/// Channels, and pixels along one row, per invocation of `forward` and `backward_input`;
-/// `TILE` in `shaders/conv2d.wgsl`.
+// Tile sizes of the kernels; each mirrors the constant of the same name in
+// `shaders/conv2d.wgsl`, and `tile_sizes_match_shader` checks that they agree.
+
+/// Channels per invocation in every kernel but `backward_weight`, and pixels per invocation
+/// along a row in `forward` and `backward_input`.
 const TILE: usize = 4;
-/// Output channels per invocation of `backward_weight`; `WEIGHT_TILE` in the shader.
+/// Pixels per invocation along a row in `forward_row` and `backward_input_row`.
+const ROW: usize = 16;
+/// Output channels per invocation in `backward_weight`.
 const WEIGHT_TILE: usize = 8;
+/// Kernel columns per invocation in `backward_weight_row`.
+const WEIGHT_ROW: usize = 8;
 
 /// Mirrors `Params` in `shaders/conv2d.wgsl`.
 #[repr(C)]
@@ -82,6 +93,12 @@ fn check_indices(op: &'static str, shape: &Conv2dShape, conv: &Conv2dParams) -> 
     Ok(())
 }
 
+/// Whether the `*_row` kernels apply: with stride and dilation 1 along w, neighbouring
+/// pixels read neighbouring inputs, so a window can slide along the row.
+fn slides_along_rows(params: &Conv2dParams) -> bool {
+    params.stride[1] == 1 && params.dilation[1] == 1
+}
+
 /// Records a dispatch of `tiles` invocations along the flattened x/y dimensions, times
 /// `channel_tiles` workgroups along z, which the shader reads as its channel tile.
 fn dispatch_channel_tiles(
@@ -125,13 +142,28 @@ pub(crate) fn forward(
     )?;
     check_indices("conv2d", &shape, params)?;
 
-    let tiles = shape.batch_size * shape.out_height * shape.out_width.div_ceil(TILE);
+    let (kernel, tiles) = if slides_along_rows(params) {
+        let kernel = if bias.is_some() {
+            FORWARD_ROW_BIAS
+        } else {
+            FORWARD_ROW
+        };
+        (kernel, shape.out_width.div_ceil(ROW))
+    } else {
+        let kernel = if bias.is_some() {
+            FORWARD_BIAS
+        } else {
+            FORWARD
+        };
+        (kernel, shape.out_width.div_ceil(TILE))
+    };
+    let tiles = shape.batch_size * shape.out_height * tiles;
     let channel_tiles = shape.out_channels.div_ceil(TILE);
     let uniform = Params::new("conv2d", &shape, params, tiles)?;
     match bias {
         Some(bias) => dispatch_channel_tiles(
             gpu,
-            FORWARD_BIAS,
+            kernel,
             &uniform,
             &[x.at(1), weight.at(2), bias.at(3), y.at(5)],
             tiles,
@@ -139,7 +171,7 @@ pub(crate) fn forward(
         ),
         None => dispatch_channel_tiles(
             gpu,
-            FORWARD,
+            kernel,
             &uniform,
             &[x.at(1), weight.at(2), y.at(5)],
             tiles,
@@ -158,12 +190,17 @@ pub(crate) fn backward_input(
     let shape = check_backward_input(&dy.shape, &weight.shape, params, &dx.shape)?;
     check_indices("conv2d backward input", &shape, params)?;
 
-    let tiles = shape.batch_size * shape.in_height * shape.in_width.div_ceil(TILE);
+    let (kernel, row_tiles) = if slides_along_rows(params) {
+        (BACKWARD_INPUT_ROW, shape.in_width.div_ceil(ROW))
+    } else {
+        (BACKWARD_INPUT, shape.in_width.div_ceil(TILE))
+    };
+    let tiles = shape.batch_size * shape.in_height * row_tiles;
     let channel_tiles = shape.in_channels.div_ceil(TILE);
     let uniform = Params::new("conv2d backward input", &shape, params, tiles)?;
     dispatch_channel_tiles(
         gpu,
-        BACKWARD_INPUT,
+        kernel,
         &uniform,
         &[weight.at(2), dy.at(4), dx.at(6)],
         tiles,
@@ -181,15 +218,29 @@ pub(crate) fn backward_weight(
     let shape = check_backward_weight(&x.shape, &dy.shape, params, &dweight.shape)?;
     check_indices("conv2d backward weight", &shape, params)?;
 
-    let elements = shape.in_channels * shape.kernel_height * shape.kernel_width;
-    let channel_tiles = shape.out_channels.div_ceil(WEIGHT_TILE);
-    let uniform = Params::new("conv2d backward weight", &shape, params, elements)?;
+    let rows = shape.in_channels * shape.kernel_height;
+    let (kernel, tiles, channel_tiles) = if slides_along_rows(params) {
+        let tiles = rows * shape.kernel_width.div_ceil(WEIGHT_ROW);
+        (
+            BACKWARD_WEIGHT_ROW,
+            tiles,
+            shape.out_channels.div_ceil(TILE),
+        )
+    } else {
+        let tiles = rows * shape.kernel_width;
+        (
+            BACKWARD_WEIGHT,
+            tiles,
+            shape.out_channels.div_ceil(WEIGHT_TILE),
+        )
+    };
+    let uniform = Params::new("conv2d backward weight", &shape, params, tiles)?;
     dispatch_channel_tiles(
         gpu,
-        BACKWARD_WEIGHT,
+        kernel,
         &uniform,
         &[x.at(1), dy.at(4), dweight.at(7)],
-        elements,
+        tiles,
         channel_tiles,
     )
 }
@@ -215,7 +266,9 @@ mod tests {
     #[test]
     fn tile_sizes_match_shader() {
         assert_eq!(TILE, shader_constant("TILE"));
+        assert_eq!(ROW, shader_constant("ROW"));
         assert_eq!(WEIGHT_TILE, shader_constant("WEIGHT_TILE"));
+        assert_eq!(WEIGHT_ROW, shader_constant("WEIGHT_ROW"));
     }
 
     #[test]
