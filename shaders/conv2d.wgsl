@@ -581,9 +581,10 @@ fn backward_weight(
     }
 }
 
-// dweight for output channels 4 · group.z ..= + 3 at eight kernel columns of one (c, kh),
-// when stride_w = dilation_w = 1. Column kw0 + j reads x column ow + kw0 + j − padding_w
-// for output column ow, so the window moves one column left per output column.
+// dweight for output channels 4 · group.z ..= + 3 at two kernel rows times eight kernel
+// columns of one input channel, when stride_w = dilation_w = 1. Kernel column kw0 + j reads
+// x column ow + kw0 + j − padding_w for output column ow, so each row's window moves one
+// column left per output column. Both kernel rows share every load of dy.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn backward_weight_row(
     @builtin(global_invocation_id) gid: vec3<u32>,
@@ -595,66 +596,83 @@ fn backward_weight_row(
         return;
     }
     let column_tiles = (params.kernel_width + WEIGHT_ROW - 1u) / WEIGHT_ROW;
+    let row_tiles = (params.kernel_height + 1u) / 2u;
     let kw0 = (tile % column_tiles) * WEIGHT_ROW;
-    let row = tile / column_tiles;
-    let kh = row % params.kernel_height;
-    let c = row / params.kernel_height;
+    let kh0 = ((tile / column_tiles) % row_tiles) * 2u;
+    let c = tile / (column_tiles * row_tiles);
+    // A second kernel row past the last one repeats it; its sums are never stored.
+    let kh1 = min(kh0 + 1u, params.kernel_height - 1u);
 
     let plane = params.in_height * params.in_width;
     let out_plane = params.out_height * params.out_width;
     let first = group.z * TILE;
     let planes = clamped_offsets(first, params.out_channels - 1u, out_plane);
-    let row_offset = kh * params.dilation_h - params.padding_h;
+    let row_offset0 = kh0 * params.dilation_h - params.padding_h;
+    let row_offset1 = kh1 * params.dilation_h - params.padding_h;
     // The x column that kernel column kw0 reads for output column 0.
     let start = kw0 - params.padding_w;
 
-    // lo<i>, hi<i>: output channel first + i, kernel columns kw0 ..= kw0 + 3 and + 4 ..= + 7.
-    var lo0 = vec4<f32>(0.0); var lo1 = vec4<f32>(0.0); var lo2 = vec4<f32>(0.0); var lo3 = vec4<f32>(0.0);
-    var hi0 = vec4<f32>(0.0); var hi1 = vec4<f32>(0.0); var hi2 = vec4<f32>(0.0); var hi3 = vec4<f32>(0.0);
+    // <r><half><i>: kernel row kh<r>, columns kw0 + 4 half ..= + 3, output channel first + i.
+    var a000 = vec4<f32>(0.0); var a001 = vec4<f32>(0.0); var a002 = vec4<f32>(0.0); var a003 = vec4<f32>(0.0);
+    var a010 = vec4<f32>(0.0); var a011 = vec4<f32>(0.0); var a012 = vec4<f32>(0.0); var a013 = vec4<f32>(0.0);
+    var a100 = vec4<f32>(0.0); var a101 = vec4<f32>(0.0); var a102 = vec4<f32>(0.0); var a103 = vec4<f32>(0.0);
+    var a110 = vec4<f32>(0.0); var a111 = vec4<f32>(0.0); var a112 = vec4<f32>(0.0); var a113 = vec4<f32>(0.0);
     for (var b = 0u; b < params.batch_size; b++) {
         let x_plane = (b * params.in_channels + c) * plane;
         let dy_image = b * params.out_channels * out_plane;
         for (var oh = 0u; oh < params.out_height; oh++) {
-            let ih = oh * params.stride_h + row_offset;
-            if ih >= params.in_height {
+            let ih0 = oh * params.stride_h + row_offset0;
+            let ih1 = oh * params.stride_h + row_offset1;
+            if ih0 >= params.in_height && ih1 >= params.in_height {
                 continue;
             }
-            let rs = x_plane + ih * params.in_width;
+            // A row in the padding reads the plane's first row and multiplies by zero.
+            let keep0 = select(0.0, 1.0, ih0 < params.in_height);
+            let keep1 = select(0.0, 1.0, ih1 < params.in_height);
+            let rs0 = x_plane + select(0u, ih0, ih0 < params.in_height) * params.in_width;
+            let rs1 = x_plane + select(0u, ih1, ih1 < params.in_height) * params.in_width;
             let dy_row = dy_image + oh * params.out_width;
-            // The window one output column before column 0: slot j holds x column
+            // The windows one output column before column 0: slot j holds x column
             // start + j − 1. The first shift drops slot 0, which is never used.
-            var v_lo = vec4<f32>(0.0, x_at(rs, start), x_at(rs, start + 1u), x_at(rs, start + 2u));
-            var v_hi = vec4<f32>(x_at(rs, start + 3u), x_at(rs, start + 4u), x_at(rs, start + 5u), x_at(rs, start + 6u));
+            var u0 = keep0 * vec4<f32>(0.0, x_at(rs0, start), x_at(rs0, start + 1u), x_at(rs0, start + 2u));
+            var u1 = keep0 * vec4<f32>(x_at(rs0, start + 3u), x_at(rs0, start + 4u), x_at(rs0, start + 5u), x_at(rs0, start + 6u));
+            var v0 = keep1 * vec4<f32>(0.0, x_at(rs1, start), x_at(rs1, start + 1u), x_at(rs1, start + 2u));
+            var v1 = keep1 * vec4<f32>(x_at(rs1, start + 3u), x_at(rs1, start + 4u), x_at(rs1, start + 5u), x_at(rs1, start + 6u));
             for (var ow = 0u; ow < params.out_width; ow++) {
-                v_lo = vec4<f32>(v_lo.yzw, v_hi.x);
-                v_hi = vec4<f32>(v_hi.yzw, x_at(rs, start + 7u + ow));
+                u0 = vec4<f32>(u0.yzw, u1.x);
+                u1 = vec4<f32>(u1.yzw, keep0 * x_at(rs0, start + 7u + ow));
+                v0 = vec4<f32>(v0.yzw, v1.x);
+                v1 = vec4<f32>(v1.yzw, keep1 * x_at(rs1, start + 7u + ow));
                 let d = dy_row + ow;
                 let g0 = dy[planes.x + d];
                 let g1 = dy[planes.y + d];
                 let g2 = dy[planes.z + d];
                 let g3 = dy[planes.w + d];
-                lo0 += g0 * v_lo; hi0 += g0 * v_hi;
-                lo1 += g1 * v_lo; hi1 += g1 * v_hi;
-                lo2 += g2 * v_lo; hi2 += g2 * v_hi;
-                lo3 += g3 * v_lo; hi3 += g3 * v_hi;
+                a000 += g0 * u0; a001 += g1 * u0; a002 += g2 * u0; a003 += g3 * u0;
+                a010 += g0 * u1; a011 += g1 * u1; a012 += g2 * u1; a013 += g3 * u1;
+                a100 += g0 * v0; a101 += g1 * v0; a102 += g2 * v0; a103 += g3 * v0;
+                a110 += g0 * v1; a111 += g1 * v1; a112 += g2 * v1; a113 += g3 * v1;
             }
         }
     }
 
     let taps = params.kernel_height * params.kernel_width;
     let filter_len = params.in_channels * taps;
-    let first_element = c * taps + kh * params.kernel_width + kw0;
     let count = min(WEIGHT_ROW, params.kernel_width - kw0);
-    let halves = array<vec4<f32>, 8>(lo0, hi0, lo1, hi1, lo2, hi2, lo3, hi3);
-    for (var i = 0u; i < TILE; i++) {
-        let channel = first + i;
-        if channel >= params.out_channels {
-            break;
-        }
-        let index = channel * filter_len + first_element;
-        store_dweight(index, count, halves[i * 2u]);
-        if count > 4u {
-            store_dweight(index + 4u, count - 4u, halves[i * 2u + 1u]);
+    let sums = array<vec4<f32>, 16>(a000, a001, a002, a003, a010, a011, a012, a013, a100, a101, a102, a103, a110, a111, a112, a113);
+    let kernel_rows = min(2u, params.kernel_height - kh0);
+    for (var r = 0u; r < kernel_rows; r++) {
+        let first_element = c * taps + (kh0 + r) * params.kernel_width + kw0;
+        for (var i = 0u; i < TILE; i++) {
+            let channel = first + i;
+            if channel >= params.out_channels {
+                break;
+            }
+            let index = channel * filter_len + first_element;
+            store_dweight(index, count, sums[r * 8u + i]);
+            if count > 4u {
+                store_dweight(index + 4u, count - 4u, sums[r * 8u + 4u + i]);
+            }
         }
     }
 }

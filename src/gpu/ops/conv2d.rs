@@ -218,16 +218,17 @@ pub(crate) fn backward_weight(
     let shape = check_backward_weight(&x.shape, &dy.shape, params, &dweight.shape)?;
     check_indices("conv2d backward weight", &shape, params)?;
 
-    let rows = shape.in_channels * shape.kernel_height;
     let (kernel, tiles, channel_tiles) = if slides_along_rows(params) {
-        let tiles = rows * shape.kernel_width.div_ceil(WEIGHT_ROW);
+        let tiles = shape.in_channels
+            * shape.kernel_height.div_ceil(2)
+            * shape.kernel_width.div_ceil(WEIGHT_ROW);
         (
             BACKWARD_WEIGHT_ROW,
             tiles,
             shape.out_channels.div_ceil(TILE),
         )
     } else {
-        let tiles = rows * shape.kernel_width;
+        let tiles = shape.in_channels * shape.kernel_height * shape.kernel_width;
         (
             BACKWARD_WEIGHT,
             tiles,
