@@ -6,8 +6,9 @@
 // no barriers and no atomics, and each output is summed in a fixed order. The channel tile
 // of an invocation is `workgroup_id.z`.
 //
-// Loads from storage buffers cost far more than arithmetic on software rasterisers: Mesa
-// 22.3's lavapipe loads each lane of an 8-wide SIMD group one by one. So the kernels reuse
+// Loads from storage buffers cost far more than arithmetic on lavapipe, because gallivm
+// (Mesa 21.3 source) loads each lane of an 8-wide SIMD group separately. On Mesa 22.3, a
+// tiled forward kernel ran 12 times faster with its loads removed. So the kernels reuse
 // every loaded value across a tile of outputs. When the stride and dilation along w are 1,
 // the `*_row` kernels slide a window along a row: the inputs that 16 neighbouring pixels
 // read at tap kw + 1 are those they read at tap kw, moved by one column, so a tap loads one
@@ -600,7 +601,7 @@ fn backward_weight_row(
     let kw0 = (tile % column_tiles) * WEIGHT_ROW;
     let kh0 = ((tile / column_tiles) % row_tiles) * 2u;
     let c = tile / (column_tiles * row_tiles);
-    // A second kernel row past the last one repeats it; its sums are never stored.
+    // A second kernel row past the last one repeats it, and its sums are never stored.
     let kh1 = min(kh0 + 1u, params.kernel_height - 1u);
 
     let plane = params.in_height * params.in_width;

@@ -229,7 +229,7 @@ fn conv2d_overwrites_output_on_repeat() {
 fn bias_backward_matches_cpu() {
     let mut rng = rng("bias_backward_matches_cpu");
     for gpu in gpu_backends() {
-        // 67 channels need two workgroups; [7, 3] is the 2-D dy of a linear layer.
+        // 67 channels need two workgroups, and [7, 3] is the 2-D dy of a linear layer.
         for shape in [
             vec![3, 5, 7, 9],
             vec![1, 6, 1, 1],
@@ -432,8 +432,9 @@ fn conv2d_rejects_bad_shapes_on_gpu() {
 }
 
 /// Times LeNet's second convolution (x [64, 16, 14, 14], weight [32, 16, 5, 5], padding 2)
-/// on every test adapter and on the CPU path. Prints milliseconds and GFLOP/s; asserts
-/// nothing. Run with `cargo test --release --test gpu_conv2d -- --ignored --nocapture`.
+/// on every test adapter and on the CPU path. It prints milliseconds and GFLOP/s and asserts
+/// nothing. Run it with
+/// `cargo test --test gpu_conv2d lenet_conv2_timing -- --ignored --nocapture`.
 #[test]
 #[ignore = "timing, not a check"]
 fn lenet_conv2_timing() {

@@ -16,8 +16,8 @@ const BACKWARD_INPUT_ROW: Kernel = Kernel::new(Shader::Conv2d, "backward_input_r
 const BACKWARD_WEIGHT: Kernel = Kernel::new(Shader::Conv2d, "backward_weight");
 const BACKWARD_WEIGHT_ROW: Kernel = Kernel::new(Shader::Conv2d, "backward_weight_row");
 
-// Tile sizes of the kernels; each mirrors the constant of the same name in
-// `shaders/conv2d.wgsl`, and `tile_sizes_match_shader` checks that they agree.
+// Each tile size mirrors the constant of the same name in `shaders/conv2d.wgsl`, and the
+// unit test `tile_sizes_match_shader` checks that they agree.
 
 /// Channels per invocation in every kernel but `backward_weight`, and pixels per invocation
 /// along a row in `forward` and `backward_input`.
@@ -79,22 +79,31 @@ impl Params {
     }
 }
 
-/// Fails unless every flat index the kernels compute fits in `u32`. The padded extents
-/// bound the wrapped-around positions the shader compares against the input size.
+/// Fails unless every index and position the kernels compute fits in `u32`: the tensor
+/// lengths, and along each axis a bound on `out · stride + kernel · dilation` plus the
+/// overrun of a tile past the end of a row.
 fn check_indices(op: &'static str, shape: &Conv2dShape, conv: &Conv2dParams) -> Result<()> {
     let [x, weight, y] =
         [shape.input(), shape.weight(), shape.output()].map(|dims| dims.iter().product::<usize>());
     for len in [x, weight, y] {
         to_u32(op, len)?;
     }
-    let padded_h = shape.in_height + 2 * conv.padding[0] + conv.stride[0] * shape.out_height;
-    let padded_w = shape.in_width + 2 * conv.padding[1] + conv.stride[1] * shape.out_width;
-    to_u32(op, padded_h.max(padded_w))?;
+    let extents = [
+        (shape.in_height, shape.out_height, shape.kernel_height),
+        (shape.in_width, shape.out_width, shape.kernel_width),
+    ];
+    for (axis, (input, output, kernel)) in extents.into_iter().enumerate() {
+        let bound = input
+            + 2 * conv.padding[axis]
+            + conv.stride[axis] * (output + ROW)
+            + conv.dilation[axis] * (kernel + WEIGHT_ROW);
+        to_u32(op, bound)?;
+    }
     Ok(())
 }
 
-/// Whether the `*_row` kernels apply: with stride and dilation 1 along w, neighbouring
-/// pixels read neighbouring inputs, so a window can slide along the row.
+/// Checks whether the `*_row` kernels apply. With stride and dilation 1 along w,
+/// neighbouring pixels read neighbouring inputs, so a window can slide along the row.
 fn slides_along_rows(params: &Conv2dParams) -> bool {
     params.stride[1] == 1 && params.dilation[1] == 1
 }
@@ -116,8 +125,8 @@ fn dispatch_channel_tiles(
         .ok_or_else(|| {
             Error::Gpu(format!(
                 "kernel `{}` needs {channel_tiles} channel tiles, more than the \
-                     {max_per_dimension} workgroups per dimension this adapter allows; use fewer \
-                     channels",
+                 {max_per_dimension} workgroups per dimension that the adapter allows; use \
+                 fewer channels",
                 kernel.entry_point
             ))
         })?;
@@ -250,7 +259,7 @@ pub(crate) fn backward_weight(
 mod tests {
     use super::*;
 
-    /// The value of `const NAME = ...u;` in the conv2d shader.
+    /// Reads the value of `const NAME: u32 = ...u;` from the conv2d shader.
     fn shader_constant(name: &str) -> usize {
         let source = Shader::Conv2d.source();
         let prefix = format!("const {name}: u32 = ");
