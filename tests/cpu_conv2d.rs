@@ -11,8 +11,8 @@ use wgcnn::{Backend, Conv2dParams, CpuBackend, Error};
 
 /// The convolution is linear in each of its inputs, so central differences carry no
 /// truncation error. What remains is the float32 rounding of `y` (relative 6e-8 per element)
-/// divided by the step 2h = 0.2, a few 1e-6 of the gradient; 1e-4 leaves a margin and still
-/// fails on any wrong or missing term.
+/// divided by the step 2h = 0.2, by estimate a few 1e-6 of the gradient. So 1e-4 leaves a
+/// margin and still fails on any wrong or missing term.
 const FINITE_DIFFERENCE_TOLERANCE: f32 = 1e-4;
 const STEP: f32 = 0.1;
 
@@ -84,7 +84,7 @@ fn output_shape(case: &Case) -> Vec<usize> {
         .to_vec()
 }
 
-/// `Σ y · r` for the convolution of `x` and `weight`, computed in `f64`.
+/// Computes `Σ y · r` for the convolution of `x` and `weight`, in `f64`.
 fn weighted_sum(
     x: &ArrayD<f32>,
     weight: &ArrayD<f32>,
@@ -100,7 +100,7 @@ fn weighted_sum(
         .sum()
 }
 
-/// The central-difference gradient of `f` with respect to every element of `input`.
+/// Computes the central-difference gradient of `f` with respect to every element of `input`.
 fn numerical_gradient(input: &ArrayD<f32>, mut f: impl FnMut(&ArrayD<f32>) -> f64) -> ArrayD<f32> {
     let mut gradient = ArrayD::zeros(input.shape());
     let mut probe = input.clone();
@@ -241,7 +241,8 @@ fn conv2d_accepts_non_standard_layouts() {
     let weight_t = weight.t().as_standard_layout().into_owned().reversed_axes();
     let x = random(&mut rng, &[2, 2, 6, 7]);
     let x_t = x.t().as_standard_layout().into_owned().reversed_axes();
-    assert!(!weight_t.is_standard_layout() && !x_t.is_standard_layout());
+    assert!(!weight_t.is_standard_layout());
+    assert!(!x_t.is_standard_layout());
 
     let mut expected = ArrayD::zeros(IxDyn(&[2, 3, 6, 2]));
     conv2d::forward_reference(&x, &weight, None, &params, &mut expected).unwrap();

@@ -29,9 +29,10 @@ fn conv(stride: [usize; 2], padding: [usize; 2], dilation: [usize; 2]) -> Conv2d
 }
 
 /// Odd and non-square sizes, strides, padding, dilation, batch 1, channel counts that are not
-/// multiples of the 4-channel tile, and row lengths that are not multiples of the 4-pixel
-/// tile. The kernels tile 4 (forward, dx) or 8 (dweight) channels per invocation and run 64
-/// invocations per workgroup; several cases need more than one workgroup.
+/// multiples of the channel tiles (4 or 8), and rows that are not multiples of the pixel
+/// tiles (4 or 16). Cases with stride and dilation 1 along w run the sliding-window `*_row`
+/// kernels, the others the general ones. Several cases need more than one 64-invocation
+/// workgroup.
 fn cases() -> Vec<Case> {
     vec![
         Case {
@@ -90,6 +91,20 @@ fn cases() -> Vec<Case> {
             weight: [16, 1, 5, 5],
             bias: true,
             params: conv([1, 1], [2, 2], [1, 1]),
+        },
+        Case {
+            // Row kernels with stride and dilation along h only, rows of two 16-pixel tiles.
+            x: [2, 3, 11, 19],
+            weight: [5, 3, 3, 4],
+            bias: true,
+            params: conv([2, 1], [1, 2], [2, 1]),
+        },
+        Case {
+            // A kernel 10 columns wide: two 8-column tiles of the weight gradient.
+            x: [1, 2, 5, 21],
+            weight: [3, 2, 2, 10],
+            bias: false,
+            params: conv([1, 1], [0, 3], [1, 1]),
         },
         Case {
             // Stride 3 with dilation 2 leaves input pixels that no tap reads.
@@ -214,7 +229,7 @@ fn conv2d_overwrites_output_on_repeat() {
 fn bias_backward_matches_cpu() {
     let mut rng = rng("bias_backward_matches_cpu");
     for gpu in gpu_backends() {
-        // 67 channels need two workgroups; [7, 3] is the 2-D dy of a linear layer.
+        // 67 channels need two workgroups, and [7, 3] is the 2-D dy of a linear layer.
         for shape in [
             vec![3, 5, 7, 9],
             vec![1, 6, 1, 1],
@@ -417,8 +432,9 @@ fn conv2d_rejects_bad_shapes_on_gpu() {
 }
 
 /// Times LeNet's second convolution (x [64, 16, 14, 14], weight [32, 16, 5, 5], padding 2)
-/// on every test adapter and on the CPU path. Prints milliseconds and GFLOP/s; asserts
-/// nothing. Run with `cargo test --release --test gpu_conv2d -- --ignored --nocapture`.
+/// on every test adapter and on the CPU path. It prints milliseconds and GFLOP/s and asserts
+/// nothing. Run it with
+/// `cargo test --test gpu_conv2d lenet_conv2_timing -- --ignored --nocapture`.
 #[test]
 #[ignore = "timing, not a check"]
 fn lenet_conv2_timing() {

@@ -40,7 +40,8 @@ pub(crate) fn check_backward(dy: &[usize], dbias: &[usize]) -> Result<BiasShape>
     Ok(shape)
 }
 
-/// `dbias[c] = Σ dy[b, c, ...]`, the sum over every axis but 1, accumulated in `f64`.
+/// Computes `dbias[c] = Σ dy[b, c, ...]`, the sum over every axis but 1, accumulated in
+/// `f64`.
 ///
 /// # Shapes
 /// `dy`: `[n, c]` or `[n, c, h, w]`; `dbias`: `[c]`.

@@ -60,7 +60,7 @@ pub(crate) fn check_backward_weight(
     Ok(shape)
 }
 
-/// A 4-D view of a tensor whose shape was checked to be `[_, _, _, _]`.
+/// Views a tensor whose shape was checked to be 4-D as an `ArrayView4`.
 fn view4<'a>(op: &'static str, array: &'a ArrayD<f32>) -> Result<ArrayView4<'a, f32>> {
     array
         .view()
@@ -75,15 +75,16 @@ fn view4_mut<'a>(op: &'static str, array: &'a mut ArrayD<f32>) -> Result<ArrayVi
         .map_err(|error| Error::shape(op, format!("expected a 4-D tensor: {error}")))
 }
 
-/// Where each kernel tap of one convolution reads its input.
+/// The sizes and parameters of one convolution, which locate the input that each kernel
+/// tap reads.
 struct Geometry {
     shape: Conv2dShape,
     params: Conv2dParams,
 }
 
 impl Geometry {
-    /// The input row that output row `oh` reads through kernel row `kh`, or `None` when the
-    /// tap falls in the zero padding.
+    /// Returns the input row that output row `oh` reads through kernel row `kh`, or `None`
+    /// when the tap falls in the zero padding.
     fn input_row(&self, oh: usize, kh: usize) -> Option<usize> {
         let [stride, _] = self.params.stride;
         let [padding, _] = self.params.padding;
@@ -93,8 +94,8 @@ impl Geometry {
             .filter(|&ih| ih < self.shape.in_height)
     }
 
-    /// The input column that output column `ow` reads through kernel column `kw`, or `None`
-    /// in the zero padding.
+    /// Returns the input column that output column `ow` reads through kernel column `kw`, or
+    /// `None` in the zero padding.
     fn input_col(&self, ow: usize, kw: usize) -> Option<usize> {
         let [_, stride] = self.params.stride;
         let [_, padding] = self.params.padding;
@@ -104,18 +105,18 @@ impl Geometry {
             .filter(|&iw| iw < self.shape.in_width)
     }
 
-    /// Rows of the unfolded image: one per `(in_channel, kh, kw)`.
+    /// Counts the rows of the unfolded image: one per `(in_channel, kh, kw)`.
     fn patch_len(&self) -> usize {
         self.shape.in_channels * self.shape.kernel_height * self.shape.kernel_width
     }
 
-    /// Columns of the unfolded image: one per output pixel.
+    /// Counts the columns of the unfolded image: one per output pixel.
     fn out_pixels(&self) -> usize {
         self.shape.out_height * self.shape.out_width
     }
 
     /// Unfolds one image `[in_channels, h, w]` into `[in_channels * kh * kw, out_h * out_w]`:
-    /// column `p` holds the receptive field of output pixel `p`, zero in the padding.
+    /// column `p` contains the receptive field of output pixel `p`, zero in the padding.
     fn im2col(&self, image: ArrayView3<'_, f32>) -> Array2<f32> {
         let s = &self.shape;
         let mut columns = Array2::zeros((self.patch_len(), self.out_pixels()));
@@ -135,8 +136,8 @@ impl Geometry {
         columns
     }
 
-    /// The transpose of [`Self::im2col`]: adds every column entry back onto the input pixel
-    /// it was read from.
+    /// Adds every column entry back onto the input pixel it was read from, the transpose of
+    /// [`Self::im2col`].
     fn col2im_add(&self, columns: ArrayView2<'_, f32>, mut image: ArrayViewMut3<'_, f32>) {
         let s = &self.shape;
         let taps = indices((s.in_channels, s.kernel_height, s.kernel_width));
@@ -155,7 +156,8 @@ impl Geometry {
     }
 }
 
-/// `array` as a `[rows, cols]` matrix, copied only when it is not in standard layout.
+/// Views `array` as a `[rows, cols]` matrix, copying it only when it is not in standard
+/// layout.
 fn to_matrix<'a, D: ndarray::Dimension>(
     op: &'static str,
     array: &'a ndarray::ArrayBase<impl ndarray::Data<Elem = f32>, D>,
@@ -167,7 +169,7 @@ fn to_matrix<'a, D: ndarray::Dimension>(
         .map_err(|error| Error::shape(op, format!("cannot view as {rows}x{cols}: {error}")))
 }
 
-/// `y = conv2d(x, weight) + bias` through im2col and a matrix product per image.
+/// Computes `y = conv2d(x, weight) + bias` through im2col and one matrix product per image.
 ///
 /// # Shapes
 /// `x`: `[n, in_channels, h, w]`; `weight`: `[out_channels, in_channels, kh, kw]`;
@@ -214,7 +216,7 @@ pub fn forward(
     Ok(())
 }
 
-/// `dx` from `dy` and `weight` through a matrix product per image and col2im.
+/// Computes `dx` from `dy` and `weight` through one matrix product per image and col2im.
 ///
 /// # Shapes
 /// `dy`: `[n, out_channels, out_h, out_w]`; `weight`: `[out_channels, in_channels, kh, kw]`;
@@ -256,8 +258,8 @@ pub fn backward_input(
     Ok(())
 }
 
-/// `dweight` from `x` and `dy`, summed over the batch, through im2col and a matrix product
-/// per image.
+/// Computes `dweight` from `x` and `dy`, summed over the batch, through im2col and one
+/// matrix product per image.
 ///
 /// # Shapes
 /// `x`: `[n, in_channels, h, w]`; `dy`: `[n, out_channels, out_h, out_w]`;
@@ -297,7 +299,7 @@ pub fn backward_weight(
     Ok(())
 }
 
-/// [`forward`] as loops over the definition:
+/// Computes [`forward`] with loops over the definition:
 /// `y[b, oc, oh, ow] = bias[oc] + Σ x[b, ic, ih, iw] · weight[oc, ic, kh, kw]`
 /// with `ih = oh · stride_h − padding_h + kh · dilation_h`, likewise `iw`, and `x` zero
 /// outside the input.
@@ -338,8 +340,8 @@ pub fn forward_reference(
     Ok(())
 }
 
-/// [`backward_input`] as loops over the definition: every product of the forward pass sends
-/// `dy[b, oc, oh, ow] · weight[oc, ic, kh, kw]` back to the input pixel it read.
+/// Computes [`backward_input`] with loops over the definition: every product of the forward
+/// pass sends `dy[b, oc, oh, ow] · weight[oc, ic, kh, kw]` back to the input pixel it read.
 ///
 /// # Errors
 /// [`Error::Shape`] as [`backward_input`].
@@ -372,7 +374,7 @@ pub fn backward_input_reference(
     Ok(())
 }
 
-/// [`backward_weight`] as loops over the definition:
+/// Computes [`backward_weight`] with loops over the definition:
 /// `dweight[oc, ic, kh, kw] = Σ_{b, oh, ow} dy[b, oc, oh, ow] · x[b, ic, ih, iw]`.
 ///
 /// # Errors

@@ -9,14 +9,25 @@ use crate::params::{Conv2dParams, Conv2dShape};
 
 const FORWARD: Kernel = Kernel::new(Shader::Conv2d, "forward");
 const FORWARD_BIAS: Kernel = Kernel::new(Shader::Conv2d, "forward_bias");
+const FORWARD_ROW: Kernel = Kernel::new(Shader::Conv2d, "forward_row");
+const FORWARD_ROW_BIAS: Kernel = Kernel::new(Shader::Conv2d, "forward_row_bias");
 const BACKWARD_INPUT: Kernel = Kernel::new(Shader::Conv2d, "backward_input");
+const BACKWARD_INPUT_ROW: Kernel = Kernel::new(Shader::Conv2d, "backward_input_row");
 const BACKWARD_WEIGHT: Kernel = Kernel::new(Shader::Conv2d, "backward_weight");
+const BACKWARD_WEIGHT_ROW: Kernel = Kernel::new(Shader::Conv2d, "backward_weight_row");
 
-/// Channels, and pixels along one row, per invocation of `forward` and `backward_input`;
-/// `TILE` in `shaders/conv2d.wgsl`.
+// Each tile size mirrors the constant of the same name in `shaders/conv2d.wgsl`, and the
+// unit test `tile_sizes_match_shader` checks that they agree.
+
+/// Channels per invocation in every kernel but `backward_weight`, and pixels per invocation
+/// along a row in `forward` and `backward_input`.
 const TILE: usize = 4;
-/// Output channels per invocation of `backward_weight`; `WEIGHT_TILE` in the shader.
+/// Pixels per invocation along a row in `forward_row` and `backward_input_row`.
+const ROW: usize = 16;
+/// Output channels per invocation in `backward_weight`.
 const WEIGHT_TILE: usize = 8;
+/// Kernel columns per invocation in `backward_weight_row`.
+const WEIGHT_ROW: usize = 8;
 
 /// Mirrors `Params` in `shaders/conv2d.wgsl`.
 #[repr(C)]
@@ -68,18 +79,33 @@ impl Params {
     }
 }
 
-/// Fails unless every flat index the kernels compute fits in `u32`. The padded extents
-/// bound the wrapped-around positions the shader compares against the input size.
+/// Fails unless every index and position the kernels compute fits in `u32`: the tensor
+/// lengths, and along each axis a bound on `out · stride + kernel · dilation` plus the
+/// overrun of a tile past the end of a row.
 fn check_indices(op: &'static str, shape: &Conv2dShape, conv: &Conv2dParams) -> Result<()> {
     let [x, weight, y] =
         [shape.input(), shape.weight(), shape.output()].map(|dims| dims.iter().product::<usize>());
     for len in [x, weight, y] {
         to_u32(op, len)?;
     }
-    let padded_h = shape.in_height + 2 * conv.padding[0] + conv.stride[0] * shape.out_height;
-    let padded_w = shape.in_width + 2 * conv.padding[1] + conv.stride[1] * shape.out_width;
-    to_u32(op, padded_h.max(padded_w))?;
+    let extents = [
+        (shape.in_height, shape.out_height, shape.kernel_height),
+        (shape.in_width, shape.out_width, shape.kernel_width),
+    ];
+    for (axis, (input, output, kernel)) in extents.into_iter().enumerate() {
+        let bound = input
+            + 2 * conv.padding[axis]
+            + conv.stride[axis] * (output + ROW)
+            + conv.dilation[axis] * (kernel + WEIGHT_ROW);
+        to_u32(op, bound)?;
+    }
     Ok(())
+}
+
+/// Checks whether the `*_row` kernels apply. With stride and dilation 1 along w,
+/// neighbouring pixels read neighbouring inputs, so a window can slide along the row.
+fn slides_along_rows(params: &Conv2dParams) -> bool {
+    params.stride[1] == 1 && params.dilation[1] == 1
 }
 
 /// Records a dispatch of `tiles` invocations along the flattened x/y dimensions, times
@@ -99,8 +125,8 @@ fn dispatch_channel_tiles(
         .ok_or_else(|| {
             Error::Gpu(format!(
                 "kernel `{}` needs {channel_tiles} channel tiles, more than the \
-                     {max_per_dimension} workgroups per dimension this adapter allows; use fewer \
-                     channels",
+                 {max_per_dimension} workgroups per dimension that the adapter allows; use \
+                 fewer channels",
                 kernel.entry_point
             ))
         })?;
@@ -125,13 +151,28 @@ pub(crate) fn forward(
     )?;
     check_indices("conv2d", &shape, params)?;
 
-    let tiles = shape.batch_size * shape.out_height * shape.out_width.div_ceil(TILE);
+    let (kernel, tiles) = if slides_along_rows(params) {
+        let kernel = if bias.is_some() {
+            FORWARD_ROW_BIAS
+        } else {
+            FORWARD_ROW
+        };
+        (kernel, shape.out_width.div_ceil(ROW))
+    } else {
+        let kernel = if bias.is_some() {
+            FORWARD_BIAS
+        } else {
+            FORWARD
+        };
+        (kernel, shape.out_width.div_ceil(TILE))
+    };
+    let tiles = shape.batch_size * shape.out_height * tiles;
     let channel_tiles = shape.out_channels.div_ceil(TILE);
     let uniform = Params::new("conv2d", &shape, params, tiles)?;
     match bias {
         Some(bias) => dispatch_channel_tiles(
             gpu,
-            FORWARD_BIAS,
+            kernel,
             &uniform,
             &[x.at(1), weight.at(2), bias.at(3), y.at(5)],
             tiles,
@@ -139,7 +180,7 @@ pub(crate) fn forward(
         ),
         None => dispatch_channel_tiles(
             gpu,
-            FORWARD,
+            kernel,
             &uniform,
             &[x.at(1), weight.at(2), y.at(5)],
             tiles,
@@ -158,12 +199,17 @@ pub(crate) fn backward_input(
     let shape = check_backward_input(&dy.shape, &weight.shape, params, &dx.shape)?;
     check_indices("conv2d backward input", &shape, params)?;
 
-    let tiles = shape.batch_size * shape.in_height * shape.in_width.div_ceil(TILE);
+    let (kernel, row_tiles) = if slides_along_rows(params) {
+        (BACKWARD_INPUT_ROW, shape.in_width.div_ceil(ROW))
+    } else {
+        (BACKWARD_INPUT, shape.in_width.div_ceil(TILE))
+    };
+    let tiles = shape.batch_size * shape.in_height * row_tiles;
     let channel_tiles = shape.in_channels.div_ceil(TILE);
     let uniform = Params::new("conv2d backward input", &shape, params, tiles)?;
     dispatch_channel_tiles(
         gpu,
-        BACKWARD_INPUT,
+        kernel,
         &uniform,
         &[weight.at(2), dy.at(4), dx.at(6)],
         tiles,
@@ -181,15 +227,30 @@ pub(crate) fn backward_weight(
     let shape = check_backward_weight(&x.shape, &dy.shape, params, &dweight.shape)?;
     check_indices("conv2d backward weight", &shape, params)?;
 
-    let elements = shape.in_channels * shape.kernel_height * shape.kernel_width;
-    let channel_tiles = shape.out_channels.div_ceil(WEIGHT_TILE);
-    let uniform = Params::new("conv2d backward weight", &shape, params, elements)?;
+    let (kernel, tiles, channel_tiles) = if slides_along_rows(params) {
+        let tiles = shape.in_channels
+            * shape.kernel_height.div_ceil(2)
+            * shape.kernel_width.div_ceil(WEIGHT_ROW);
+        (
+            BACKWARD_WEIGHT_ROW,
+            tiles,
+            shape.out_channels.div_ceil(TILE),
+        )
+    } else {
+        let tiles = shape.in_channels * shape.kernel_height * shape.kernel_width;
+        (
+            BACKWARD_WEIGHT,
+            tiles,
+            shape.out_channels.div_ceil(WEIGHT_TILE),
+        )
+    };
+    let uniform = Params::new("conv2d backward weight", &shape, params, tiles)?;
     dispatch_channel_tiles(
         gpu,
-        BACKWARD_WEIGHT,
+        kernel,
         &uniform,
         &[x.at(1), dy.at(4), dweight.at(7)],
-        elements,
+        tiles,
         channel_tiles,
     )
 }
@@ -198,7 +259,7 @@ pub(crate) fn backward_weight(
 mod tests {
     use super::*;
 
-    /// The value of `const NAME = ...u;` in the conv2d shader.
+    /// Reads the value of `const NAME: u32 = ...u;` from the conv2d shader.
     fn shader_constant(name: &str) -> usize {
         let source = Shader::Conv2d.source();
         let prefix = format!("const {name}: u32 = ");
@@ -215,7 +276,9 @@ mod tests {
     #[test]
     fn tile_sizes_match_shader() {
         assert_eq!(TILE, shader_constant("TILE"));
+        assert_eq!(ROW, shader_constant("ROW"));
         assert_eq!(WEIGHT_TILE, shader_constant("WEIGHT_TILE"));
+        assert_eq!(WEIGHT_ROW, shader_constant("WEIGHT_ROW"));
     }
 
     #[test]
