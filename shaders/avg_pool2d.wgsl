@@ -1,1 +1,103 @@
-// TODO: kernel not written yet.
+// Average pooling over 2-D windows of NCHW tensors, and its gradient. The divisor is always
+// kernel_h * kernel_w, padding included (PyTorch's default count_include_pad = true).
+
+struct Params {
+    // Invocations that do work: outputs in `forward`, inputs in `backward`.
+    len: u32,
+    in_height: u32,
+    in_width: u32,
+    out_height: u32,
+    out_width: u32,
+    kernel_h: u32,
+    kernel_w: u32,
+    stride_h: u32,
+    stride_w: u32,
+    pad_h: u32,
+    pad_w: u32,
+    _padding: u32,
+}
+
+override WORKGROUP_SIZE: u32 = 64u;
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+
+fn flat_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
+    return gid.x + gid.y * groups.x * WORKGROUP_SIZE;
+}
+
+fn window_size() -> f32 {
+    return f32(params.kernel_h * params.kernel_w);
+}
+
+// One invocation per output element.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat_index(gid, groups);
+    if i >= params.len {
+        return;
+    }
+    let ow = i % params.out_width;
+    let oh = (i / params.out_width) % params.out_height;
+    let plane = i / (params.out_width * params.out_height);
+    let plane_base = plane * params.in_height * params.in_width;
+
+    var sum = 0.0;
+    for (var kh = 0u; kh < params.kernel_h; kh++) {
+        // Unsigned wrap-around turns positions above the padding into huge values, which the
+        // range check rejects together with those past the end.
+        let ih = oh * params.stride_h + kh - params.pad_h;
+        if ih >= params.in_height {
+            continue;
+        }
+        for (var kw = 0u; kw < params.kernel_w; kw++) {
+            let iw = ow * params.stride_w + kw - params.pad_w;
+            if iw < params.in_width {
+                sum += x[plane_base + ih * params.in_width + iw];
+            }
+        }
+    }
+    y[i] = sum / window_size();
+}
+
+// One invocation per input element: it sums the gradients of the windows that cover it, in
+// row-major window order, so no atomics are needed and the order is fixed.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat_index(gid, groups);
+    if i >= params.len {
+        return;
+    }
+    let plane_len = params.in_height * params.in_width;
+    let offset = i % plane_len;
+    let plane = i / plane_len;
+    let ih = offset / params.in_width;
+    let iw = offset % params.in_width;
+
+    // Windows (oh, ow) with oh * stride_h - pad_h <= ih < oh * stride_h - pad_h + kernel_h.
+    let oh_first = first_window(ih + params.pad_h, params.kernel_h, params.stride_h);
+    let oh_last = min((ih + params.pad_h) / params.stride_h, params.out_height - 1u);
+    let ow_first = first_window(iw + params.pad_w, params.kernel_w, params.stride_w);
+    let ow_last = min((iw + params.pad_w) / params.stride_w, params.out_width - 1u);
+
+    let dy_base = plane * params.out_height * params.out_width;
+    var sum = 0.0;
+    for (var oh = oh_first; oh <= oh_last; oh++) {
+        for (var ow = ow_first; ow <= ow_last; ow++) {
+            sum += dy[dy_base + oh * params.out_width + ow];
+        }
+    }
+    dx[i] = sum / window_size();
+}
+
+// The first window along one axis that covers padded position `padded`:
+// ceil((padded - kernel + 1) / stride), or 0 when that is negative.
+fn first_window(padded: u32, kernel: u32, stride: u32) -> u32 {
+    if padded + 1u <= kernel {
+        return 0u;
+    }
+    return (padded + 1u - kernel + stride - 1u) / stride;
+}

@@ -1,37 +1,123 @@
+//! Launchers of `shaders/max_pool2d.wgsl` and `shaders/avg_pool2d.wgsl`.
+
+use bytemuck::{Pod, Zeroable};
+
 use crate::error::Result;
+use crate::gpu::kernels::{Kernel, Shader};
+use crate::gpu::launch::to_u32;
 use crate::gpu::{GpuBackend, GpuTensor};
-use crate::params::Pool2dParams;
+use crate::params::{Pool2dParams, expect_shape};
+
+const MAX_FORWARD: Kernel = Kernel::new(Shader::MaxPool2d, "forward");
+const MAX_BACKWARD: Kernel = Kernel::new(Shader::MaxPool2d, "backward");
+const AVG_FORWARD: Kernel = Kernel::new(Shader::AvgPool2d, "forward");
+const AVG_BACKWARD: Kernel = Kernel::new(Shader::AvgPool2d, "backward");
+
+/// Mirrors `Params` in `shaders/max_pool2d.wgsl` and `shaders/avg_pool2d.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    len: u32,
+    in_height: u32,
+    in_width: u32,
+    out_height: u32,
+    out_width: u32,
+    kernel_h: u32,
+    kernel_w: u32,
+    stride_h: u32,
+    stride_w: u32,
+    pad_h: u32,
+    pad_w: u32,
+    _padding: u32,
+}
+
+/// Checks the pooling against the input shape and fills the uniform parameters for `len`
+/// invocations. Returns them with the output shape.
+fn params(
+    op: &'static str,
+    input: &[usize],
+    pool: &Pool2dParams,
+    len: usize,
+) -> Result<(Params, [usize; 4])> {
+    let out_shape = pool.output_shape(op, input)?;
+    let [_, _, out_height, out_width] = out_shape;
+    let params = Params {
+        len: to_u32(op, len)?,
+        in_height: to_u32(op, input[2])?,
+        in_width: to_u32(op, input[3])?,
+        out_height: to_u32(op, out_height)?,
+        out_width: to_u32(op, out_width)?,
+        kernel_h: to_u32(op, pool.kernel[0])?,
+        kernel_w: to_u32(op, pool.kernel[1])?,
+        stride_h: to_u32(op, pool.stride[0])?,
+        stride_w: to_u32(op, pool.stride[1])?,
+        pad_h: to_u32(op, pool.padding[0])?,
+        pad_w: to_u32(op, pool.padding[1])?,
+        _padding: 0,
+    };
+    // The shaders index the input with u32 too.
+    to_u32(op, input.iter().product())?;
+    Ok((params, out_shape))
+}
 
 pub(crate) fn max_forward(
-    _gpu: &GpuBackend,
-    _x: &GpuTensor,
-    _params: &Pool2dParams,
-    _y: &mut GpuTensor,
+    gpu: &GpuBackend,
+    x: &GpuTensor,
+    pool: &Pool2dParams,
+    y: &mut GpuTensor,
 ) -> Result<()> {
-    todo!()
+    const OP: &str = "max_pool2d";
+    let out_len = pool.output_shape(OP, &x.shape)?.iter().product();
+    let (params, out_shape) = params(OP, &x.shape, pool, out_len)?;
+    expect_shape(OP, "y", &y.shape, &out_shape)?;
+    gpu.dispatch_1d(MAX_FORWARD, &params, &[x.at(1), y.at(4)], out_len as u64)
 }
+
 pub(crate) fn max_backward(
-    _gpu: &GpuBackend,
-    _x: &GpuTensor,
-    _dy: &GpuTensor,
-    _params: &Pool2dParams,
-    _dx: &mut GpuTensor,
+    gpu: &GpuBackend,
+    x: &GpuTensor,
+    dy: &GpuTensor,
+    pool: &Pool2dParams,
+    dx: &mut GpuTensor,
 ) -> Result<()> {
-    todo!()
+    const OP: &str = "max_pool2d backward";
+    let (params, out_shape) = params(OP, &x.shape, pool, x.len())?;
+    expect_shape(OP, "dy", &dy.shape, &out_shape)?;
+    expect_shape(OP, "dx", &dx.shape, &x.shape)?;
+    gpu.dispatch_1d(
+        MAX_BACKWARD,
+        &params,
+        &[x.at(1), dy.at(2), dx.at(3)],
+        x.len() as u64,
+    )
 }
+
 pub(crate) fn avg_forward(
-    _gpu: &GpuBackend,
-    _x: &GpuTensor,
-    _params: &Pool2dParams,
-    _y: &mut GpuTensor,
+    gpu: &GpuBackend,
+    x: &GpuTensor,
+    pool: &Pool2dParams,
+    y: &mut GpuTensor,
 ) -> Result<()> {
-    todo!()
+    const OP: &str = "avg_pool2d";
+    let out_len = pool.output_shape(OP, &x.shape)?.iter().product();
+    let (params, out_shape) = params(OP, &x.shape, pool, out_len)?;
+    expect_shape(OP, "y", &y.shape, &out_shape)?;
+    gpu.dispatch_1d(AVG_FORWARD, &params, &[x.at(1), y.at(4)], out_len as u64)
 }
+
 pub(crate) fn avg_backward(
-    _gpu: &GpuBackend,
-    _dy: &GpuTensor,
-    _params: &Pool2dParams,
-    _dx: &mut GpuTensor,
+    gpu: &GpuBackend,
+    dy: &GpuTensor,
+    pool: &Pool2dParams,
+    dx: &mut GpuTensor,
 ) -> Result<()> {
-    todo!()
+    const OP: &str = "avg_pool2d backward";
+    let (params, out_shape) = params(OP, &dx.shape, pool, dx.len())?;
+    expect_shape(OP, "dy", &dy.shape, &out_shape)?;
+    gpu.dispatch_1d(
+        AVG_BACKWARD,
+        &params,
+        &[dy.at(2), dx.at(3)],
+        dx.len() as u64,
+    )
 }
