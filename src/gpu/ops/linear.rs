@@ -412,7 +412,13 @@ mod tests {
             [5, 4, 4],
             [3, 7, 5],
         ];
-        for backend in [BackendChoice::Vulkan, BackendChoice::Gl] {
+        // The same adapters as the integration tests: `WGCNN_TEST_BACKENDS`, default both.
+        let list = std::env::var("WGCNN_TEST_BACKENDS").unwrap_or_else(|_| "vulkan,gl".into());
+        let backends = list
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty());
+        for backend in backends.map(|name| name.parse::<BackendChoice>().unwrap()) {
             let options = GpuOptions::from_env().unwrap().with_backend(backend);
             let gpu = GpuBackend::new(&options)
                 .unwrap_or_else(|error| panic!("GPU tests need a `{backend}` adapter: {error}"));
