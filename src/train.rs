@@ -1,6 +1,7 @@
 //! The training loop: fit a model on a data set for some epochs and evaluate it.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -222,14 +223,12 @@ impl<B: Backend> Trainer<B> {
         indices: &[usize],
     ) -> Result<()> {
         let batch_size = indices.len();
-        if !self.workspaces.contains_key(&batch_size) {
-            let workspace = Workspace::new(backend, model, batch_size, data.classes())?;
-            self.workspaces.insert(batch_size, workspace);
-        }
-        let workspace = self
-            .workspaces
-            .get_mut(&batch_size)
-            .expect("inserted above");
+        let workspace = match self.workspaces.entry(batch_size) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                entry.insert(Workspace::new(backend, model, batch_size, data.classes())?)
+            }
+        };
 
         let sample_len: usize = model.input_shape().iter().product();
         self.host_images.clear();

@@ -38,7 +38,7 @@ pub fn run(args: DevicesArgs) -> wgcnn::Result<()> {
         println!("  driver: {} {}", info.driver, info.driver_info);
         println!(
             "  max storage binding: {} MiB, max buffer: {} MiB",
-            u64::from(limits.max_storage_buffer_binding_size) / (1 << 20),
+            limits.max_storage_buffer_binding_size / (1 << 20),
             limits.max_buffer_size / (1 << 20)
         );
         println!(

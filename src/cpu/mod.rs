@@ -31,11 +31,6 @@ impl CpuBackend {
     }
 }
 
-/// Fails unless `out` has the shape `expected`, naming the op.
-pub(crate) fn check_output(op: &'static str, out: &ArrayD<f32>, expected: &[usize]) -> Result<()> {
-    crate::params::expect_shape(op, "output", out.shape(), expected)
-}
-
 impl Backend for CpuBackend {
     type Tensor = ArrayD<f32>;
     type Labels = Vec<u32>;

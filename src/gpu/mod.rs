@@ -230,20 +230,20 @@ impl GpuBackend {
     /// Copies a buffer to the host, after all recorded commands.
     pub(crate) fn read_buffer(&self, buffer: &wgpu::Buffer) -> Result<Vec<u8>> {
         let size = buffer.size();
-        let staging = {
-            let mut readback = self.readback.borrow_mut();
-            if !readback.contains_key(&size) {
-                let staging = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        let staging = self
+            .readback
+            .borrow_mut()
+            .entry(size)
+            .or_insert_with(|| {
+                self.count(|c| c.buffers += 1);
+                self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("readback"),
                     size,
                     usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
-                });
-                self.count(|c| c.buffers += 1);
-                readback.insert(size, staging);
-            }
-            readback[&size].clone()
-        };
+                })
+            })
+            .clone();
 
         {
             let mut slot = self.encoder.borrow_mut();

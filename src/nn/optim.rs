@@ -108,7 +108,7 @@ fn check_hyperparameters(kind: &OptimizerKind, lr: f32) -> Result<()> {
         OptimizerKind::Adam(config) => {
             in_unit("beta1", config.beta1)?;
             in_unit("beta2", config.beta2)?;
-            if !(config.eps > 0.0) {
+            if config.eps.is_nan() || config.eps <= 0.0 {
                 return Err(Error::invalid(
                     "eps",
                     format!("{} must be positive", config.eps),
