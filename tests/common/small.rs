@@ -30,8 +30,10 @@ pub fn small_specs_with(pool: LayerSpec, activation: LayerSpec) -> Vec<LayerSpec
             dilation: [1, 1],
             bias: true,
         },
-        LayerSpec::batch_norm2d(3),
+        // Batch norm after the activation: right after the convolution it would cancel the
+        // convolution's bias, whose gradient would then be rounding noise.
         LayerSpec::Tanh,
+        LayerSpec::batch_norm2d(3),
         pool,
         LayerSpec::Flatten,
         LayerSpec::linear(3 * 3 * 2, 5),
