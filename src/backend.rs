@@ -40,6 +40,11 @@ pub trait Backend {
     /// Copies `tensor` to the host, waiting for all work recorded so far.
     fn read(&self, tensor: &Self::Tensor) -> Result<ArrayD<f32>>;
 
+    /// Copies several tensors to the host; the GPU does it with one submission and one wait.
+    fn read_many(&self, tensors: &[&Self::Tensor]) -> Result<Vec<ArrayD<f32>>> {
+        tensors.iter().map(|tensor| self.read(tensor)).collect()
+    }
+
     /// A view of `tensor` with another shape of the same element count. On the GPU it shares
     /// the buffer.
     fn reshape(&self, tensor: &Self::Tensor, shape: &[usize]) -> Result<Self::Tensor>;

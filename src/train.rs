@@ -270,10 +270,10 @@ impl<B: Backend> Trainer<B> {
         workspace.softmax_cross_entropy(backend)?;
         model.backward(backend, workspace, step)?;
         optimizer.step(backend, model)?;
-        backend.submit()?;
 
-        let loss = backend.read(&workspace.loss)?[0];
-        let correct = backend.read(&workspace.correct)?[0];
+        // The readback joins the step's commands: one submission and one wait per step.
+        let stats = backend.read_many(&[&workspace.loss, &workspace.correct])?;
+        let (loss, correct) = (stats[0][0], stats[1][0]);
         if !loss.is_finite() {
             return Err(diagnose_non_finite(backend, model, workspace, step + 1));
         }
@@ -304,8 +304,9 @@ impl<B: Backend> Trainer<B> {
                 .expect("created by load_batch");
             model.forward(backend, workspace, Mode::Eval, 0)?;
             workspace.softmax_cross_entropy(backend)?;
-            loss_sum += f64::from(backend.read(&workspace.loss)?[0]) * chunk.len() as f64;
-            correct += backend.read(&workspace.correct)?[0] as usize;
+            let stats = backend.read_many(&[&workspace.loss, &workspace.correct])?;
+            loss_sum += f64::from(stats[0][0]) * chunk.len() as f64;
+            correct += stats[1][0] as usize;
         }
         Ok(Evaluation {
             loss: loss_sum / count as f64,

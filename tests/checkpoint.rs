@@ -238,8 +238,8 @@ fn checkpoint_from_newer_format_is_rejected() {
         .expect("the header holds format_version 1");
     let mut newer = bytes.clone();
     newer[at + pattern.len() - 2] = b'9';
-    let error = checkpoint::from_bytes(std::path::Path::new("new.safetensors"), &newer)
-        .unwrap_err();
+    let error =
+        checkpoint::from_bytes(std::path::Path::new("new.safetensors"), &newer).unwrap_err();
     assert!(error.to_string().contains("newer"), "{error}");
 }
 

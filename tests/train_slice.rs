@@ -46,9 +46,15 @@ fn train_default_model<B: Backend>(backend: &B, train: &Dataset, test: &Dataset)
         ..SgdConfig::default()
     });
     let mut optimizer = Optimizer::new(backend, &model, kind, 0.05, schedule).unwrap();
-    let history = fit(backend, &mut model, &mut optimizer, train, Some(test), &config, |_| {
-        ControlFlow::Continue(())
-    })
+    let history = fit(
+        backend,
+        &mut model,
+        &mut optimizer,
+        train,
+        Some(test),
+        &config,
+        |_| ControlFlow::Continue(()),
+    )
     .unwrap();
     history.last().unwrap().test_accuracy
 }

@@ -86,6 +86,20 @@ impl Backend for GpuBackend {
             .map_err(|error| Error::Gpu(format!("readback has the wrong size: {error}")))
     }
 
+    fn read_many(&self, tensors: &[&GpuTensor]) -> Result<Vec<ArrayD<f32>>> {
+        let buffers: Vec<&wgpu::Buffer> = tensors.iter().map(|t| t.buffer.as_ref()).collect();
+        let parts = self.read_buffers(&buffers)?;
+        tensors
+            .iter()
+            .zip(parts)
+            .map(|(tensor, bytes)| {
+                let values: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
+                ArrayD::from_shape_vec(IxDyn(&tensor.shape), values)
+                    .map_err(|error| Error::Gpu(format!("readback has the wrong size: {error}")))
+            })
+            .collect()
+    }
+
     fn reshape(&self, tensor: &GpuTensor, shape: &[usize]) -> Result<GpuTensor> {
         let len: usize = shape.iter().product();
         if len != tensor.len() {

@@ -229,16 +229,23 @@ impl GpuBackend {
 
     /// Copies a buffer to the host, after all recorded commands.
     pub(crate) fn read_buffer(&self, buffer: &wgpu::Buffer) -> Result<Vec<u8>> {
-        let size = buffer.size();
+        Ok(self.read_buffers(&[buffer])?.remove(0))
+    }
+
+    /// Copies several buffers to the host with one submission and one wait, after all
+    /// recorded commands: the copies join the pending step's command encoder.
+    pub(crate) fn read_buffers(&self, buffers: &[&wgpu::Buffer]) -> Result<Vec<Vec<u8>>> {
+        // Buffer sizes are multiples of 4 bytes, the alignment copies need.
+        let total: u64 = buffers.iter().map(|b| b.size()).sum();
         let staging = self
             .readback
             .borrow_mut()
-            .entry(size)
+            .entry(total)
             .or_insert_with(|| {
                 self.count(|c| c.buffers += 1);
                 self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("readback"),
-                    size,
+                    size: total,
                     usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 })
@@ -254,7 +261,11 @@ impl GpuBackend {
                         label: Some("wgcnn step"),
                     })
             });
-            encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+            let mut offset = 0;
+            for buffer in buffers {
+                encoder.copy_buffer_to_buffer(buffer, 0, &staging, offset, buffer.size());
+                offset += buffer.size();
+            }
         }
         self.flush()?;
 
@@ -276,6 +287,14 @@ impl GpuBackend {
             .map_err(|error| Error::Gpu(format!("failed to read a mapped buffer: {error}")))?
             .to_vec();
         staging.unmap();
-        Ok(bytes)
+
+        let mut parts = Vec::with_capacity(buffers.len());
+        let mut offset = 0;
+        for buffer in buffers {
+            let end = offset + buffer.size() as usize;
+            parts.push(bytes[offset..end].to_vec());
+            offset = end;
+        }
+        Ok(parts)
     }
 }
