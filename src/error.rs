@@ -12,7 +12,7 @@ pub enum Error {
     #[error(
         "no GPU adapter found (backends tried: {tried}{filter}). Install a driver for one of \
          them; on Debian or Ubuntu without a GPU, `apt-get install mesa-vulkan-drivers libvulkan1` \
-         provides a software Vulkan adapter (lavapipe). Adapters seen: {seen}"
+         provides a software Vulkan adapter (lavapipe), and `wgcnn devices` lists the adapters found. Adapters seen: {seen}"
     )]
     NoAdapter {
         tried: String,

@@ -67,16 +67,16 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
     /// Base learning rate (default: 0.05 for SGD, 0.001 for Adam and AdamW).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f32>,
     /// Update rule.
     #[arg(long, value_enum, default_value = "sgd")]
     optimizer: OptimizerChoice,
     /// SGD momentum.
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.9)]
     momentum: f32,
     /// Weight decay (L2 for SGD and Adam, decoupled for AdamW).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.0)]
     weight_decay: f32,
     /// Learning-rate schedule.
     #[arg(long, value_enum, default_value = "cosine")]
@@ -210,6 +210,8 @@ fn prepare(args: &TrainArgs) -> wgcnn::Result<Job> {
             0.001,
         ),
     };
+    let lr = args.lr.unwrap_or(default_lr);
+    wgcnn::nn::optim::check_hyperparameters(&kind, lr)?;
     let mut config = FitConfig {
         epochs: args.epochs,
         batch_size: args.batch_size,
@@ -232,7 +234,7 @@ fn prepare(args: &TrainArgs) -> wgcnn::Result<Job> {
         test,
         specs,
         kind,
-        lr: args.lr.unwrap_or(default_lr),
+        lr,
         config,
         normalization,
         resume,

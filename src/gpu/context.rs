@@ -37,6 +37,16 @@ impl BackendChoice {
     }
 }
 
+impl BackendChoice {
+    /// The graphics APIs this choice searches, for messages.
+    fn searched_names(self) -> String {
+        match self {
+            BackendChoice::Auto => "vulkan, metal, dx12, gl".to_string(),
+            other => other.to_string(),
+        }
+    }
+}
+
 impl FromStr for BackendChoice {
     type Err = Error;
 
@@ -232,14 +242,9 @@ impl GpuContext {
             }
         }
         let Some(adapter) = chosen else {
-            let tried: Vec<String> = options
-                .backend
-                .search_order()
-                .iter()
-                .flat_map(|b| b.iter().map(|one| format!("{one:?}").to_lowercase()))
-                .collect();
+            let tried = options.backend.searched_names();
             return Err(Error::NoAdapter {
-                tried: tried.join(", "),
+                tried,
                 filter: options
                     .adapter_name
                     .as_ref()

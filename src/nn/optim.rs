@@ -74,7 +74,11 @@ pub struct Optimizer<B: Backend> {
     pub step: u64,
 }
 
-fn check_hyperparameters(kind: &OptimizerKind, lr: f32) -> Result<()> {
+/// Checks a learning rate and the optimizer's hyperparameters.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming the value and its valid range.
+pub fn check_hyperparameters(kind: &OptimizerKind, lr: f32) -> Result<()> {
     if !(lr.is_finite() && lr > 0.0) {
         return Err(Error::invalid(
             "learning rate",
