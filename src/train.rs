@@ -214,6 +214,22 @@ impl<B: Backend> Trainer<B> {
         Self::default()
     }
 
+    /// Allocates the workspace for `batch_size` now, so that a batch too large for the
+    /// device fails here, naming the tensor and the limit, instead of in the middle of
+    /// training.
+    pub fn prepare(
+        &mut self,
+        backend: &B,
+        model: &Model<B>,
+        batch_size: usize,
+        classes: usize,
+    ) -> Result<()> {
+        if let Entry::Vacant(entry) = self.workspaces.entry(batch_size) {
+            entry.insert(Workspace::new(backend, model, batch_size, classes)?);
+        }
+        Ok(())
+    }
+
     /// Copies the images and labels at `indices` into the workspace for that batch size.
     fn load_batch(
         &mut self,
@@ -372,12 +388,30 @@ pub fn fit<B: Backend>(
     if config.epochs == 0 {
         return Err(Error::invalid("epochs", "0 must be at least 1"));
     }
+    if config.eval_batch_size == 0 {
+        return Err(Error::invalid(
+            "evaluation batch size",
+            "0 must be at least 1, such as 500",
+        ));
+    }
     check_fits(model, train, "training")?;
     if let Some(test) = test {
         check_fits(model, test, "test")?;
     }
 
+    // Every batch size the run will use, planned against the device's limits up front.
     let mut trainer = Trainer::new();
+    let mut sizes = vec![
+        config.batch_size.min(train.len()),
+        train.len() % config.batch_size,
+    ];
+    if let Some(test) = test {
+        sizes.push(config.eval_batch_size.min(test.len()));
+        sizes.push(test.len() % config.eval_batch_size);
+    }
+    for size in sizes.into_iter().filter(|&size| size > 0) {
+        trainer.prepare(backend, model, size, train.classes())?;
+    }
     let batches_per_epoch = train.len().div_ceil(config.batch_size);
     // A resumed optimizer continues where its step count left off: in the epoch and at the
     // batch that count falls on, with the same shuffled order.

@@ -265,3 +265,20 @@ fn fit_rejects_images_of_another_shape() {
         "{message}"
     );
 }
+
+#[test]
+fn batch_too_large_for_device_is_rejected_before_training() {
+    let cpu_specs = wgcnn::models::lenet(1, 28, 28, 10);
+    for gpu in gpu_backends() {
+        let model = Model::new(&gpu, &[1, 28, 28], &cpu_specs, 0).unwrap();
+        // The first convolution's output, [n, 16, 28, 28] floats, one sample over the limit.
+        let limit = gpu.context().limits.max_storage_buffer_binding_size;
+        let per_sample = 16 * 28 * 28 * 4;
+        let batch_size = (limit / per_sample + 1) as usize;
+        let error = Workspace::new(&gpu, &model, batch_size, 10).unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, Error::TensorTooLarge { .. }), "{message}");
+        assert!(message.contains("layer 0 output"), "{message}");
+        assert!(message.contains(&limit.to_string()), "{message}");
+    }
+}

@@ -1,0 +1,182 @@
+//! The command line rejects bad input with a one-paragraph error and a failure status, never
+//! a panic; and a short run on the test slice works end to end.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn wgcnn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wgcnn"))
+        .args(args)
+        .output()
+        .expect("the wgcnn binary runs")
+}
+
+fn slice_dir() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/fashion-mnist-slice")
+        .display()
+        .to_string()
+}
+
+/// Asserts a failure whose stderr mentions `expected` and holds no panic or backtrace.
+fn assert_rejected(args: &[&str], expected: &str) {
+    let output = wgcnn(args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{args:?} succeeded: {stderr}");
+    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+    assert!(!stderr.contains("RUST_BACKTRACE"), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(expected),
+        "{args:?}: expected `{expected}` in: {stderr}"
+    );
+}
+
+#[test]
+fn train_rejects_bad_options() {
+    let data = slice_dir();
+    let base = ["train", "--device", "cpu", "--data-dir", data.as_str()];
+    let cases: [(&[&str], &str); 9] = [
+        (&["--batch-size", "0"], "--batch-size"),
+        (&["--epochs", "0"], "--epochs"),
+        (&["--lr", "-1"], "learning rate"),
+        (&["--lr", "0"], "learning rate"),
+        (&["--momentum", "1.5"], "momentum"),
+        (&["--weight-decay", "-0.5"], "weight decay"),
+        (&["--backend", "foo"], "unknown backend"),
+        (&["--dataset", "imagenet"], "imagenet"),
+        (&["--max-steps", "0"], "--max-steps"),
+    ];
+    for (extra, expected) in cases {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        assert_rejected(&args, expected);
+    }
+}
+
+#[test]
+fn train_names_missing_data_and_how_to_get_it() {
+    assert_rejected(
+        &[
+            "train",
+            "--device",
+            "cpu",
+            "--data-dir",
+            "/nonexistent/wgcnn-data",
+        ],
+        "dataset-fashion-mnist",
+    );
+}
+
+#[test]
+fn train_rejects_corrupt_data_file() {
+    let dir = std::env::temp_dir().join(format!("wgcnn-cli-corrupt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in [
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ] {
+        std::fs::copy(Path::new(&slice_dir()).join(name), dir.join(name)).unwrap();
+    }
+    // A gzip header followed by garbage.
+    std::fs::write(
+        dir.join("train-images-idx3-ubyte.gz"),
+        [0x1f, 0x8b, 8, 0, 1, 2, 3],
+    )
+    .unwrap();
+    let dir_text = dir.display().to_string();
+    assert_rejected(
+        &["train", "--device", "cpu", "--data-dir", &dir_text],
+        "train-images-idx3-ubyte.gz",
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn eval_rejects_missing_and_corrupt_checkpoints() {
+    assert_rejected(
+        &[
+            "eval",
+            "--device",
+            "cpu",
+            "--checkpoint",
+            "/nonexistent/model.safetensors",
+        ],
+        "/nonexistent/model.safetensors",
+    );
+    let path =
+        std::env::temp_dir().join(format!("wgcnn-cli-bad-{}.safetensors", std::process::id()));
+    std::fs::write(&path, b"not a checkpoint at all").unwrap();
+    let text = path.display().to_string();
+    assert_rejected(
+        &["eval", "--device", "cpu", "--checkpoint", &text],
+        "safetensors",
+    );
+    std::fs::remove_file(&path).ok();
+}
+
+#[test]
+fn short_cpu_run_saves_and_evaluates() {
+    let data = slice_dir();
+    let dir = std::env::temp_dir().join(format!("wgcnn-cli-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let checkpoint = dir.join("model.safetensors").display().to_string();
+    let metrics = dir.join("metrics.jsonl").display().to_string();
+    let output = wgcnn(&[
+        "train",
+        "--device",
+        "cpu",
+        "--data-dir",
+        &data,
+        "--max-steps",
+        "5",
+        "--quiet",
+        "--save",
+        &checkpoint,
+        "--metrics",
+        &metrics,
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("test accuracy"), "{stdout}");
+
+    let line = std::fs::read_to_string(&metrics).unwrap();
+    let record: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    for key in [
+        "epoch",
+        "train_loss",
+        "train_accuracy",
+        "test_loss",
+        "test_accuracy",
+        "images_per_second",
+        "seconds",
+        "device",
+        "adapter",
+    ] {
+        assert!(
+            record.get(key).is_some(),
+            "metrics line lacks `{key}`: {line}"
+        );
+    }
+
+    let output = wgcnn(&[
+        "eval",
+        "--device",
+        "cpu",
+        "--data-dir",
+        &data,
+        "--checkpoint",
+        &checkpoint,
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("test accuracy"));
+    std::fs::remove_dir_all(&dir).ok();
+}
