@@ -35,6 +35,12 @@ struct Params {
     dilation_w: u32,
     // Invocations along the flattened x/y dispatch dimensions that hold work.
     tiles: u32,
+    // backward_weight only: rows (b, oh) of dy per chunk of the sum, and the channel tiles
+    // along workgroup_id.z before the chunk index, which is workgroup_id.z / channel_tiles.
+    rows_per_chunk: u32,
+    channel_tiles: u32,
+    _padding0: u32,
+    _padding1: u32,
 }
 
 override WORKGROUP_SIZE: u32 = 64u;
@@ -523,6 +529,28 @@ fn backward_input_row(
 // ---------------------------------------------------------------------------------------
 // backward_weight: dweight[o, c, kh, kw] = Σ_{b, oh, ow} dy[b, o, oh, ow] · x[b, c, ih, iw],
 // summed in the order b, oh, ow.
+//
+// The sum runs over batch_size · out_height rows of out_width terms, more than the 65,535
+// loop iterations that Mesa's gallivm allows an invocation (see shaders/sum_chunks.wgsl)
+// once the batch is large. So each invocation sums one chunk of `rows_per_chunk` rows;
+// with more than one chunk, chunk z writes the z-th dweight-sized block of a partial-sum
+// buffer bound as `dweight`, and sum_chunks.wgsl adds the blocks in order.
+
+// The rows (b, oh) of the invocation's chunk, and the offset of its block in `dweight`.
+struct Chunk {
+    begin: u32,
+    end: u32,
+    offset: u32,
+    channel_tile: u32,
+}
+
+fn weight_chunk(group_z: u32) -> Chunk {
+    let chunk = group_z / params.channel_tiles;
+    let begin = chunk * params.rows_per_chunk;
+    let end = min(begin + params.rows_per_chunk, params.batch_size * params.out_height);
+    let weight_len = params.out_channels * params.in_channels * params.kernel_height * params.kernel_width;
+    return Chunk(begin, end, chunk * weight_len, group_z % params.channel_tiles);
+}
 
 // dweight for output channels 8 · group.z ..= + 7 at one (c, kh, kw), for any stride and
 // dilation.
@@ -543,7 +571,8 @@ fn backward_weight(
 
     let plane = params.in_height * params.in_width;
     let out_plane = params.out_height * params.out_width;
-    let first = group.z * WEIGHT_TILE;
+    let chunk = weight_chunk(group.z);
+    let first = chunk.channel_tile * WEIGHT_TILE;
     let last = params.out_channels - 1u;
     let low = clamped_offsets(first, last, out_plane);
     let high = clamped_offsets(first + 4u, last, out_plane);
@@ -552,22 +581,20 @@ fn backward_weight(
 
     var acc_low = vec4<f32>(0.0);
     var acc_high = vec4<f32>(0.0);
-    for (var b = 0u; b < params.batch_size; b++) {
-        let x_plane = (b * params.in_channels + c) * plane;
-        let dy_image = b * params.out_channels * out_plane;
-        for (var oh = 0u; oh < params.out_height; oh++) {
-            let ih = oh * params.stride_h + row_offset;
-            if ih >= params.in_height {
-                continue;
-            }
-            let rs = x_plane + ih * params.in_width;
-            let dy_row = dy_image + oh * params.out_width;
-            for (var ow = 0u; ow < params.out_width; ow++) {
-                let xv = x_at(rs, ow * params.stride_w + col_offset);
-                let d = dy_row + ow;
-                acc_low += xv * vec4<f32>(dy[low.x + d], dy[low.y + d], dy[low.z + d], dy[low.w + d]);
-                acc_high += xv * vec4<f32>(dy[high.x + d], dy[high.y + d], dy[high.z + d], dy[high.w + d]);
-            }
+    for (var row = chunk.begin; row < chunk.end; row++) {
+        let b = row / params.out_height;
+        let oh = row % params.out_height;
+        let ih = oh * params.stride_h + row_offset;
+        if ih >= params.in_height {
+            continue;
+        }
+        let rs = (b * params.in_channels + c) * plane + ih * params.in_width;
+        let dy_row = b * params.out_channels * out_plane + oh * params.out_width;
+        for (var ow = 0u; ow < params.out_width; ow++) {
+            let xv = x_at(rs, ow * params.stride_w + col_offset);
+            let d = dy_row + ow;
+            acc_low += xv * vec4<f32>(dy[low.x + d], dy[low.y + d], dy[low.z + d], dy[low.w + d]);
+            acc_high += xv * vec4<f32>(dy[high.x + d], dy[high.y + d], dy[high.z + d], dy[high.w + d]);
         }
     }
 
@@ -578,7 +605,7 @@ fn backward_weight(
         if channel >= params.out_channels {
             break;
         }
-        dweight[channel * filter_len + element] = sums[i];
+        dweight[chunk.offset + channel * filter_len + element] = sums[i];
     }
 }
 
@@ -606,7 +633,8 @@ fn backward_weight_row(
 
     let plane = params.in_height * params.in_width;
     let out_plane = params.out_height * params.out_width;
-    let first = group.z * TILE;
+    let chunk = weight_chunk(group.z);
+    let first = chunk.channel_tile * TILE;
     let planes = clamped_offsets(first, params.out_channels - 1u, out_plane);
     let row_offset0 = kh0 * params.dilation_h - params.padding_h;
     let row_offset1 = kh1 * params.dilation_h - params.padding_h;
@@ -618,42 +646,42 @@ fn backward_weight_row(
     var a010 = vec4<f32>(0.0); var a011 = vec4<f32>(0.0); var a012 = vec4<f32>(0.0); var a013 = vec4<f32>(0.0);
     var a100 = vec4<f32>(0.0); var a101 = vec4<f32>(0.0); var a102 = vec4<f32>(0.0); var a103 = vec4<f32>(0.0);
     var a110 = vec4<f32>(0.0); var a111 = vec4<f32>(0.0); var a112 = vec4<f32>(0.0); var a113 = vec4<f32>(0.0);
-    for (var b = 0u; b < params.batch_size; b++) {
+    for (var row = chunk.begin; row < chunk.end; row++) {
+        let b = row / params.out_height;
+        let oh = row % params.out_height;
         let x_plane = (b * params.in_channels + c) * plane;
         let dy_image = b * params.out_channels * out_plane;
-        for (var oh = 0u; oh < params.out_height; oh++) {
-            let ih0 = oh * params.stride_h + row_offset0;
-            let ih1 = oh * params.stride_h + row_offset1;
-            if ih0 >= params.in_height && ih1 >= params.in_height {
-                continue;
-            }
-            // A row in the padding reads the plane's first row and multiplies by zero.
-            let keep0 = select(0.0, 1.0, ih0 < params.in_height);
-            let keep1 = select(0.0, 1.0, ih1 < params.in_height);
-            let rs0 = x_plane + select(0u, ih0, ih0 < params.in_height) * params.in_width;
-            let rs1 = x_plane + select(0u, ih1, ih1 < params.in_height) * params.in_width;
-            let dy_row = dy_image + oh * params.out_width;
-            // The windows one output column before column 0: slot j holds x column
-            // start + j − 1. The first shift drops slot 0, which is never used.
-            var u0 = keep0 * vec4<f32>(0.0, x_at(rs0, start), x_at(rs0, start + 1u), x_at(rs0, start + 2u));
-            var u1 = keep0 * vec4<f32>(x_at(rs0, start + 3u), x_at(rs0, start + 4u), x_at(rs0, start + 5u), x_at(rs0, start + 6u));
-            var v0 = keep1 * vec4<f32>(0.0, x_at(rs1, start), x_at(rs1, start + 1u), x_at(rs1, start + 2u));
-            var v1 = keep1 * vec4<f32>(x_at(rs1, start + 3u), x_at(rs1, start + 4u), x_at(rs1, start + 5u), x_at(rs1, start + 6u));
-            for (var ow = 0u; ow < params.out_width; ow++) {
-                u0 = vec4<f32>(u0.yzw, u1.x);
-                u1 = vec4<f32>(u1.yzw, keep0 * x_at(rs0, start + 7u + ow));
-                v0 = vec4<f32>(v0.yzw, v1.x);
-                v1 = vec4<f32>(v1.yzw, keep1 * x_at(rs1, start + 7u + ow));
-                let d = dy_row + ow;
-                let g0 = dy[planes.x + d];
-                let g1 = dy[planes.y + d];
-                let g2 = dy[planes.z + d];
-                let g3 = dy[planes.w + d];
-                a000 += g0 * u0; a001 += g1 * u0; a002 += g2 * u0; a003 += g3 * u0;
-                a010 += g0 * u1; a011 += g1 * u1; a012 += g2 * u1; a013 += g3 * u1;
-                a100 += g0 * v0; a101 += g1 * v0; a102 += g2 * v0; a103 += g3 * v0;
-                a110 += g0 * v1; a111 += g1 * v1; a112 += g2 * v1; a113 += g3 * v1;
-            }
+        let ih0 = oh * params.stride_h + row_offset0;
+        let ih1 = oh * params.stride_h + row_offset1;
+        if ih0 >= params.in_height && ih1 >= params.in_height {
+            continue;
+        }
+        // A row in the padding reads the plane's first row and multiplies by zero.
+        let keep0 = select(0.0, 1.0, ih0 < params.in_height);
+        let keep1 = select(0.0, 1.0, ih1 < params.in_height);
+        let rs0 = x_plane + select(0u, ih0, ih0 < params.in_height) * params.in_width;
+        let rs1 = x_plane + select(0u, ih1, ih1 < params.in_height) * params.in_width;
+        let dy_row = dy_image + oh * params.out_width;
+        // The windows one output column before column 0: slot j holds x column
+        // start + j − 1. The first shift drops slot 0, which is never used.
+        var u0 = keep0 * vec4<f32>(0.0, x_at(rs0, start), x_at(rs0, start + 1u), x_at(rs0, start + 2u));
+        var u1 = keep0 * vec4<f32>(x_at(rs0, start + 3u), x_at(rs0, start + 4u), x_at(rs0, start + 5u), x_at(rs0, start + 6u));
+        var v0 = keep1 * vec4<f32>(0.0, x_at(rs1, start), x_at(rs1, start + 1u), x_at(rs1, start + 2u));
+        var v1 = keep1 * vec4<f32>(x_at(rs1, start + 3u), x_at(rs1, start + 4u), x_at(rs1, start + 5u), x_at(rs1, start + 6u));
+        for (var ow = 0u; ow < params.out_width; ow++) {
+            u0 = vec4<f32>(u0.yzw, u1.x);
+            u1 = vec4<f32>(u1.yzw, keep0 * x_at(rs0, start + 7u + ow));
+            v0 = vec4<f32>(v0.yzw, v1.x);
+            v1 = vec4<f32>(v1.yzw, keep1 * x_at(rs1, start + 7u + ow));
+            let d = dy_row + ow;
+            let g0 = dy[planes.x + d];
+            let g1 = dy[planes.y + d];
+            let g2 = dy[planes.z + d];
+            let g3 = dy[planes.w + d];
+            a000 += g0 * u0; a001 += g1 * u0; a002 += g2 * u0; a003 += g3 * u0;
+            a010 += g0 * u1; a011 += g1 * u1; a012 += g2 * u1; a013 += g3 * u1;
+            a100 += g0 * v0; a101 += g1 * v0; a102 += g2 * v0; a103 += g3 * v0;
+            a110 += g0 * v1; a111 += g1 * v1; a112 += g2 * v1; a113 += g3 * v1;
         }
     }
 
@@ -669,7 +697,7 @@ fn backward_weight_row(
             if channel >= params.out_channels {
                 break;
             }
-            let index = channel * filter_len + first_element;
+            let index = chunk.offset + channel * filter_len + first_element;
             store_dweight(index, count, sums[r * 8u + i]);
             if count > 4u {
                 store_dweight(index + 4u, count - 4u, sums[r * 8u + 4u + i]);

@@ -23,7 +23,11 @@ struct Params {
     // op(b)[kk, j] = b[kk * b_row_stride + j * b_col_stride]; used by `matmul` only.
     b_row_stride: u32,
     b_col_stride: u32,
-    _padding: u32,
+    // Terms of the sum over k per chunk, a multiple of 4 when there is more than one chunk.
+    // Chunk workgroup_id.z sums k in [z · k_chunk, (z + 1) · k_chunk) into the z-th [m, n]
+    // block of c, and shaders/sum_chunks.wgsl adds the blocks in order. The chunks keep an
+    // invocation under the 65,535 loop iterations that Mesa's gallivm allows.
+    k_chunk: u32,
 }
 
 override WORKGROUP_SIZE: u32 = 64u;
@@ -43,6 +47,15 @@ const CLUSTER: u32 = 8u;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 @group(0) @binding(5) var<storage, read> a4: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read> b4: array<vec4<f32>>;
+
+// The offset of the invocation's chunk of c; set first by every product kernel.
+var<private> c_offset: u32;
+
+// The range of k of chunk `z`.
+fn k_range(z: u32) -> vec2<u32> {
+    let begin = z * params.k_chunk;
+    return vec2(begin, min(begin + params.k_chunk, params.k));
+}
 
 fn flat_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
     return gid.x + gid.y * groups.x * WORKGROUP_SIZE;
@@ -65,6 +78,8 @@ fn add_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn matmul(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let row0 = group.y * BLOCK_ROWS;
+    c_offset = group.z * params.m * params.n;
+    let ks = k_range(group.z);
     let col0 = (group.x * WORKGROUP_SIZE + lid) * STRIDED_COLUMNS;
     if col0 >= params.n {
         return;
@@ -79,7 +94,7 @@ fn matmul(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_ind
     for (var col = 0u; col < STRIDED_COLUMNS; col++) {
         b_offsets[col] = min(col0 + col, params.n - 1u) * params.b_col_stride;
     }
-    for (var kk = 0u; kk < params.k; kk++) {
+    for (var kk = ks.x; kk < ks.y; kk++) {
         let b_row = kk * params.b_row_stride;
         let b_values = vec4(
             b[b_row + b_offsets.x],
@@ -113,7 +128,7 @@ fn store(i: u32, col4: u32, value: vec4<f32>) {
     for (var col = 0u; col < 4u; col++) {
         let j = col4 * 4u + col;
         if j < params.n {
-            c[i * params.n + j] = value[col];
+            c[c_offset + i * params.n + j] = value[col];
         }
     }
 }
@@ -122,6 +137,8 @@ fn store(i: u32, col4: u32, value: vec4<f32>) {
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn matmul_nn(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let row0 = group.y * BLOCK_ROWS;
+    c_offset = group.z * params.m * params.n;
+    let ks = k_range(group.z);
     let col4 = first_col4(group, lid);
     let n4 = params.n / 4u;
     let k4 = params.k / 4u;
@@ -134,7 +151,7 @@ fn matmul_nn(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_
         acc0[r] = vec4(0.0);
         acc1[r] = vec4(0.0);
     }
-    for (var kq = 0u; kq < k4; kq++) {
+    for (var kq = ks.x / 4u; kq < ks.y / 4u; kq++) {
         let k = kq * 4u;
         let b0 = b4[k * n4 + c0];
         let b1 = b4[(k + 1u) * n4 + c0];
@@ -164,6 +181,8 @@ fn matmul_nn(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn matmul_nt(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let row0 = group.y * BLOCK_ROWS;
+    c_offset = group.z * params.m * params.n;
+    let ks = k_range(group.z);
     let col4 = first_col4(group, lid);
     let k4 = params.k / 4u;
     let last_row = params.m - 1u;
@@ -180,7 +199,7 @@ fn matmul_nt(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_
         acc0[r] = vec4(0.0);
         acc1[r] = vec4(0.0);
     }
-    for (var kq = 0u; kq < k4; kq++) {
+    for (var kq = ks.x / 4u; kq < ks.y / 4u; kq++) {
         let w0 = b4[rows0.x + kq];
         let w1 = b4[rows0.y + kq];
         let w2 = b4[rows0.z + kq];
@@ -217,6 +236,8 @@ fn matmul_nt(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn matmul_tn(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let row0 = group.y * BLOCK_ROWS;
+    c_offset = group.z * params.m * params.n;
+    let ks = k_range(group.z);
     let col4 = first_col4(group, lid);
     let m4 = params.m / 4u;
     let n4 = params.n / 4u;
@@ -230,7 +251,7 @@ fn matmul_tn(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_
         acc0[r] = vec4(0.0);
         acc1[r] = vec4(0.0);
     }
-    for (var k = 0u; k < params.k; k++) {
+    for (var k = ks.x; k < ks.y; k++) {
         let a_top = a4[k * m4 + top];
         let a_bottom = a4[k * m4 + bottom];
         let b0 = b4[k * n4 + c0];

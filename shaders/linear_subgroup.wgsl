@@ -14,7 +14,8 @@ struct Params {
     a_col_stride: u32,
     b_row_stride: u32,
     b_col_stride: u32,
-    _padding: u32,
+    // See shaders/linear.wgsl.
+    k_chunk: u32,
 }
 
 override WORKGROUP_SIZE: u32 = 64u;
@@ -28,6 +29,15 @@ const CLUSTER: u32 = 8u;
 @group(0) @binding(5) var<storage, read> a4: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read> b4: array<vec4<f32>>;
 
+// The offset of the invocation's chunk of c; set first by every product kernel.
+var<private> c_offset: u32;
+
+// The range of k of chunk `z`.
+fn k_range(z: u32) -> vec2<u32> {
+    let begin = z * params.k_chunk;
+    return vec2(begin, min(begin + params.k_chunk, params.k));
+}
+
 // The first vec4 column of the invocation's block; the second is CLUSTER further.
 fn first_col4(group: vec3<u32>, lid: u32) -> u32 {
     let lane = group.x * WORKGROUP_SIZE + lid;
@@ -39,7 +49,7 @@ fn store(i: u32, col4: u32, value: vec4<f32>) {
     for (var col = 0u; col < 4u; col++) {
         let j = col4 * 4u + col;
         if j < params.n {
-            c[i * params.n + j] = value[col];
+            c[c_offset + i * params.n + j] = value[col];
         }
     }
 }
@@ -50,6 +60,8 @@ fn matmul_nn(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_
     @builtin(subgroup_invocation_id) subgroup_lane: u32,
 ) {
     let row0 = group.y * BLOCK_ROWS;
+    c_offset = group.z * params.m * params.n;
+    let ks = k_range(group.z);
     let col4 = first_col4(group, lid);
     let n4 = params.n / 4u;
     let k4 = params.k / 4u;
@@ -66,7 +78,7 @@ fn matmul_nn(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_
         acc0[r] = vec4(0.0);
         acc1[r] = vec4(0.0);
     }
-    for (var kq = 0u; kq < k4; kq++) {
+    for (var kq = ks.x / 4u; kq < ks.y / 4u; kq++) {
         let k = kq * 4u;
         let b0 = b4[k * n4 + c0];
         let b1 = b4[(k + 1u) * n4 + c0];
@@ -99,6 +111,8 @@ fn matmul_nt(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_
     @builtin(subgroup_invocation_id) subgroup_lane: u32,
 ) {
     let row0 = group.y * BLOCK_ROWS;
+    c_offset = group.z * params.m * params.n;
+    let ks = k_range(group.z);
     let col4 = first_col4(group, lid);
     let k4 = params.k / 4u;
     let last_row = params.m - 1u;
@@ -119,7 +133,7 @@ fn matmul_nt(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_
         acc0[r] = vec4(0.0);
         acc1[r] = vec4(0.0);
     }
-    for (var kq = 0u; kq < k4; kq++) {
+    for (var kq = ks.x / 4u; kq < ks.y / 4u; kq++) {
         let w0 = b4[rows0.x + kq];
         let w1 = b4[rows0.y + kq];
         let w2 = b4[rows0.z + kq];

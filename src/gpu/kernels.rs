@@ -20,6 +20,7 @@ pub enum Shader {
     Adam,
     BatchNorm2d,
     Dropout,
+    SumChunks,
 }
 
 impl Shader {
@@ -39,6 +40,7 @@ impl Shader {
             Shader::Adam => "adam.wgsl",
             Shader::BatchNorm2d => "batch_norm2d.wgsl",
             Shader::Dropout => "dropout.wgsl",
+            Shader::SumChunks => "sum_chunks.wgsl",
         }
     }
 
@@ -58,6 +60,7 @@ impl Shader {
             Shader::Adam => include_str!("../../shaders/adam.wgsl"),
             Shader::BatchNorm2d => include_str!("../../shaders/batch_norm2d.wgsl"),
             Shader::Dropout => include_str!("../../shaders/dropout.wgsl"),
+            Shader::SumChunks => include_str!("../../shaders/sum_chunks.wgsl"),
         }
     }
 }

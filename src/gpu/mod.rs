@@ -50,6 +50,13 @@ struct BindGroupKey {
 /// calls (such as evaluation at another batch size) do not keep their buffers alive forever.
 const MAX_CACHED_BIND_GROUPS: usize = 4096;
 
+/// The key of a cached scratch tensor: what it holds, the id of the output it serves, and
+/// its length.
+type ScratchKey = (&'static str, u64, usize);
+
+/// Scratch tensors cached beyond this count are dropped, as bind groups are.
+const MAX_CACHED_SCRATCH: usize = 256;
+
 /// The GPU implementation of [`crate::Backend`].
 pub struct GpuBackend {
     ctx: GpuContext,
@@ -58,6 +65,7 @@ pub struct GpuBackend {
     uniforms: RefCell<HashMap<(Kernel, u64), UniformSlot>>,
     bind_groups: RefCell<HashMap<BindGroupKey, wgpu::BindGroup>>,
     readback: RefCell<HashMap<u64, wgpu::Buffer>>,
+    scratch: RefCell<HashMap<ScratchKey, GpuTensor>>,
     encoder: RefCell<Option<wgpu::CommandEncoder>>,
     /// Buffers and uniform slots read or written by the commands not yet submitted.
     pending_buffers: RefCell<HashSet<u64>>,
@@ -91,6 +99,7 @@ impl GpuBackend {
             uniforms: RefCell::default(),
             bind_groups: RefCell::default(),
             readback: RefCell::default(),
+            scratch: RefCell::default(),
             encoder: RefCell::default(),
             pending_buffers: RefCell::default(),
             pending_slots: RefCell::default(),
@@ -161,6 +170,36 @@ impl GpuBackend {
         self.count(|c| c.buffers += 1);
         self.ctx.check_errors()?;
         Ok(Arc::new(buffer))
+    }
+
+    /// A scratch tensor of `len` elements that holds `purpose` (such as the partial sums of
+    /// a split reduction) for the output tensor `owner`. It is created on the first call and
+    /// returned again after, so a repeated training step creates no buffers; its contents
+    /// are whatever the last user left.
+    pub(crate) fn scratch(
+        &self,
+        purpose: &'static str,
+        owner: u64,
+        len: usize,
+    ) -> Result<GpuTensor> {
+        let key = (purpose, owner, len);
+        if let Some(tensor) = self.scratch.borrow().get(&key) {
+            return Ok(tensor.clone());
+        }
+        let buffer =
+            self.create_storage_buffer(purpose, bytemuck::cast_slice(&vec![0.0f32; len]))?;
+        let tensor = GpuTensor {
+            buffer,
+            shape: vec![len],
+            id: tensor::next_id(),
+        };
+        let mut cache = self.scratch.borrow_mut();
+        if cache.len() >= MAX_CACHED_SCRATCH {
+            log::debug!("dropping {} cached scratch tensors", cache.len());
+            cache.clear();
+        }
+        cache.insert(key, tensor.clone());
+        Ok(tensor)
     }
 
     fn pipeline(&self, kernel: Kernel) -> Result<wgpu::ComputePipeline> {

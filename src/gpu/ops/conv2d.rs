@@ -4,6 +4,7 @@ use crate::cpu::conv2d::{check_backward_input, check_backward_weight, check_forw
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{Kernel, Shader};
 use crate::gpu::launch::{Binding, to_u32};
+use crate::gpu::ops::sum_chunks::{LOOP_BUDGET, sum_chunks};
 use crate::gpu::{GpuBackend, GpuTensor};
 use crate::params::{Conv2dParams, Conv2dShape};
 
@@ -49,6 +50,10 @@ struct Params {
     dilation_h: u32,
     dilation_w: u32,
     tiles: u32,
+    rows_per_chunk: u32,
+    channel_tiles: u32,
+    _padding0: u32,
+    _padding1: u32,
 }
 
 impl Params {
@@ -75,6 +80,10 @@ impl Params {
             dilation_h: to_u32(op, conv.dilation[0])?,
             dilation_w: to_u32(op, conv.dilation[1])?,
             tiles: to_u32(op, tiles)?,
+            rows_per_chunk: 0,
+            channel_tiles: 1,
+            _padding0: 0,
+            _padding1: 0,
         })
     }
 }
@@ -224,8 +233,10 @@ pub(crate) fn backward_weight(
     params: &Conv2dParams,
     dweight: &mut GpuTensor,
 ) -> Result<()> {
+    const OP: &str = "conv2d backward weight";
     let shape = check_backward_weight(&x.shape, &dy.shape, params, &dweight.shape)?;
-    check_indices("conv2d backward weight", &shape, params)?;
+    check_indices(OP, &shape, params)?;
+    to_u32(OP, shape.batch_size * shape.out_height)?;
 
     let (kernel, tiles, channel_tiles) = if slides_along_rows(params) {
         let tiles = shape.in_channels
@@ -244,15 +255,41 @@ pub(crate) fn backward_weight(
             shape.out_channels.div_ceil(WEIGHT_TILE),
         )
     };
-    let uniform = Params::new("conv2d backward weight", &shape, params, tiles)?;
+    // Chunks of rows (b, oh) whose loops, one iteration per row and one per output
+    // column, stay within the loop budget.
+    let rows = shape.batch_size * shape.out_height;
+    let rows_per_chunk = (LOOP_BUDGET / (shape.out_width + 1)).max(1);
+    let chunks = rows.div_ceil(rows_per_chunk);
+    let uniform = Params {
+        rows_per_chunk: to_u32(OP, rows_per_chunk)?,
+        channel_tiles: to_u32(OP, channel_tiles)?,
+        ..Params::new(OP, &shape, params, tiles)?
+    };
+    if chunks == 1 {
+        return dispatch_channel_tiles(
+            gpu,
+            kernel,
+            &uniform,
+            &[x.at(1), dy.at(4), dweight.at(7)],
+            tiles,
+            channel_tiles,
+        );
+    }
+    to_u32(OP, chunks * dweight.len())?;
+    let partial = gpu.scratch(
+        "conv2d backward weight partial sums",
+        dweight.id,
+        chunks * dweight.len(),
+    )?;
     dispatch_channel_tiles(
         gpu,
         kernel,
         &uniform,
-        &[x.at(1), dy.at(4), dweight.at(7)],
+        &[x.at(1), dy.at(4), partial.at(7)],
         tiles,
-        channel_tiles,
-    )
+        chunks * channel_tiles,
+    )?;
+    sum_chunks(gpu, OP, &partial, chunks, dweight)
 }
 
 #[cfg(test)]
@@ -283,7 +320,7 @@ mod tests {
 
     #[test]
     fn params_match_shader_struct_size() {
-        // 16 u32 fields: a multiple of 16 bytes, as uniform buffers require.
-        assert_eq!(std::mem::size_of::<Params>(), 64);
+        // 20 u32 fields: a multiple of 16 bytes, as uniform buffers require.
+        assert_eq!(std::mem::size_of::<Params>(), 80);
     }
 }

@@ -7,6 +7,7 @@ use crate::cpu::linear::check_forward;
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{Kernel, Shader, WORKGROUP_SIZE};
 use crate::gpu::launch::to_u32;
+use crate::gpu::ops::sum_chunks::{LOOP_BUDGET, sum_chunks};
 use crate::gpu::{GpuBackend, GpuTensor};
 use crate::params::expect_shape;
 
@@ -21,6 +22,11 @@ const STRIDED_COLUMNS: usize = 4;
 /// Invocations that share 16 vec4 columns in the vec4 kernels; `CLUSTER` in
 /// `shaders/linear.wgsl` and `shaders/linear_subgroup.wgsl`.
 const CLUSTER: usize = 8;
+/// Terms of the sum over k that one invocation adds before a product is split into chunks
+/// along k. Each value of k runs at most one iteration of the k loop plus the 8 of a row
+/// loop that the compiler may keep, so 4096 stay under the loop budget of Mesa's gallivm
+/// (see [`LOOP_BUDGET`]); a multiple of 4 for the vec4 kernels.
+const K_CHUNK: usize = 4096;
 
 /// Mirrors `Params` in `shaders/linear.wgsl` and `shaders/linear_subgroup.wgsl`.
 #[repr(C)]
@@ -33,7 +39,7 @@ struct Params {
     a_col_stride: u32,
     b_row_stride: u32,
     b_col_stride: u32,
-    _padding: u32,
+    k_chunk: u32,
 }
 
 /// An operand of a matrix product: a row-major 2-D tensor, used as is or transposed.
@@ -155,29 +161,41 @@ fn product(
         a_col_stride: to_u32(op, a_col_stride)?,
         b_row_stride: to_u32(op, b_row_stride)?,
         b_col_stride: to_u32(op, b_col_stride)?,
-        _padding: 0,
+        k_chunk: to_u32(op, k.min(K_CHUNK))?,
     };
     let kernel = choose_kernel(variant, [m, n, k], (a.transpose, b.transpose));
-    if kernel == MATMUL_STRIDED {
-        let lanes = n.div_ceil(STRIDED_COLUMNS);
-        let workgroups = workgroups(gpu, op, lanes, m)?;
-        gpu.dispatch(
-            kernel,
-            &params,
-            &[a.tensor.at(1), b.tensor.at(2), c.at(4)],
-            workgroups,
-        )
+    let lanes = if kernel == MATMUL_STRIDED {
+        n.div_ceil(STRIDED_COLUMNS)
     } else {
         // Each cluster of invocations covers 16 vec4 columns.
-        let lanes = n.div_ceil(4).div_ceil(2 * CLUSTER) * CLUSTER;
-        let workgroups = workgroups(gpu, op, lanes, m)?;
-        gpu.dispatch(
-            kernel,
-            &params,
-            &[a.tensor.at(5), b.tensor.at(6), c.at(4)],
-            workgroups,
-        )
+        n.div_ceil(4).div_ceil(2 * CLUSTER) * CLUSTER
+    };
+    let chunks = k.div_ceil(K_CHUNK);
+    let [x, y, _] = workgroups(gpu, op, lanes, m)?;
+    let record = |out: &GpuTensor| {
+        let bindings = if kernel == MATMUL_STRIDED {
+            [a.tensor.at(1), b.tensor.at(2), out.at(4)]
+        } else {
+            [a.tensor.at(5), b.tensor.at(6), out.at(4)]
+        };
+        gpu.dispatch(kernel, &params, &bindings, [x, y, chunks as u32])
+    };
+    if chunks == 1 {
+        return record(c);
     }
+    if chunks > LOOP_BUDGET {
+        return Err(Error::shape(
+            op,
+            format!(
+                "k = {k} needs {chunks} chunks of {K_CHUNK}, more than the {LOOP_BUDGET} that \
+                 one sum of chunks adds; split the product along k"
+            ),
+        ));
+    }
+    to_u32(op, chunks * m * n)?;
+    let partial = gpu.scratch("matmul partial sums", c.id, chunks * m * n)?;
+    record(&partial)?;
+    sum_chunks(gpu, op, &partial, chunks, c)
 }
 
 /// Workgroups for `lanes` invocations along the columns of an output of `m` rows: x runs

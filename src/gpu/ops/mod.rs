@@ -9,3 +9,4 @@ pub(crate) mod linear;
 pub(crate) mod loss;
 pub(crate) mod optim;
 pub(crate) mod pool;
+pub(crate) mod sum_chunks;
