@@ -62,6 +62,18 @@ pub trait Backend {
     /// Sends the work recorded so far and waits until the device has finished it.
     fn synchronize(&self) -> Result<()>;
 
+    /// Starts measuring the device time of each following kernel. Returns false when the
+    /// backend cannot (the CPU path, or an adapter without timestamp queries).
+    fn start_kernel_timing(&self) -> bool {
+        false
+    }
+
+    /// Stops measuring and returns each kernel's name and seconds since
+    /// [`Backend::start_kernel_timing`].
+    fn finish_kernel_timing(&self) -> Result<Vec<(String, f64)>> {
+        Ok(Vec::new())
+    }
+
     // --- convolution -----------------------------------------------------------------------
 
     /// `y[n, oc, oh, ow] = bias[oc] + sum_{ic, kh, kw} x[n, ic, ih, iw] * weight[oc, ic, kh, kw]`

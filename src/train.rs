@@ -511,12 +511,48 @@ pub struct ProfileRow {
     pub seconds: f64,
 }
 
+/// How much of an ordinary training step the device spent in kernels.
+#[derive(Clone, Debug, Serialize)]
+pub struct KernelShare {
+    /// Host wall time of the whole step: batch upload, recording, kernels, readback.
+    pub step_seconds: f64,
+    /// The sum of every kernel's device time, from timestamp queries.
+    pub kernel_seconds: f64,
+    pub dispatches: usize,
+}
+
 impl<B: Backend> Trainer<B> {
+    /// Times one ordinary training step on the host and its kernels with the device's
+    /// timestamp queries; `None` when the backend cannot time kernels.
+    pub fn kernel_share(
+        &mut self,
+        backend: &B,
+        model: &mut Model<B>,
+        optimizer: &mut Optimizer<B>,
+        data: &Dataset,
+        indices: &[usize],
+    ) -> Result<Option<KernelShare>> {
+        backend.synchronize()?;
+        if !backend.start_kernel_timing() {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let result = self.train_step(backend, model, optimizer, data, indices);
+        let step_seconds = started.elapsed().as_secs_f64();
+        let kernels = backend.finish_kernel_timing()?;
+        result?;
+        Ok(Some(KernelShare {
+            step_seconds,
+            kernel_seconds: kernels.iter().map(|(_, seconds)| seconds).sum(),
+            dispatches: kernels.len(),
+        }))
+    }
+
     /// Runs one training step like [`Trainer::train_step`], but waits for the device after
     /// every layer and phase and times each on the host.
     ///
-    /// NOTE: the waits keep the device from overlapping work, so the sum of the rows is
-    /// larger than an unprofiled step; timestamp queries are not used yet.
+    /// The waits keep the device from overlapping work, so the sum of the rows is larger than
+    /// an unprofiled step; [`Trainer::kernel_share`] measures an ordinary step.
     pub fn profile_step(
         &mut self,
         backend: &B,

@@ -520,5 +520,27 @@ fn print_profile<B: Backend>(
         );
     }
     println!("{:<10} {:<18} {:>10.3}", "total", "", total * 1e3);
+
+    let mut shares = Vec::new();
+    for _ in 0..5 {
+        match trainer.kernel_share(backend, model, optimizer, &job.train, &indices)? {
+            Some(share) => shares.push(share),
+            None => break,
+        }
+    }
+    if shares.is_empty() {
+        println!("kernel time: not measurable on this device (no timestamp queries)");
+        return Ok(());
+    }
+    shares.sort_by(|a, b| a.step_seconds.total_cmp(&b.step_seconds));
+    let share = &shares[shares.len() / 2];
+    println!(
+        "ordinary step (median of {}): {:.3} ms wall, {:.3} ms in {} kernels (timestamp queries), {:.1}% outside kernels",
+        shares.len(),
+        share.step_seconds * 1e3,
+        share.kernel_seconds * 1e3,
+        share.dispatches,
+        100.0 * (1.0 - share.kernel_seconds / share.step_seconds)
+    );
     Ok(())
 }

@@ -149,6 +149,17 @@ impl Backend for GpuBackend {
         self.flush()
     }
 
+    fn start_kernel_timing(&self) -> bool {
+        GpuBackend::start_kernel_timing(self)
+    }
+
+    fn finish_kernel_timing(&self) -> Result<Vec<(String, f64)>> {
+        Ok(GpuBackend::finish_kernel_timing(self)?
+            .into_iter()
+            .map(|time| (time.kernel, time.seconds))
+            .collect())
+    }
+
     fn synchronize(&self) -> Result<()> {
         self.flush()?;
         self.ctx.wait("finishing submitted work")

@@ -110,9 +110,18 @@ impl GpuBackend {
                         label: Some("wgcnn step"),
                     })
             });
+            let timestamps = self.next_timestamps(kernel);
+            let timestamp_writes =
+                timestamps
+                    .as_ref()
+                    .map(|(query_set, index)| wgpu::ComputePassTimestampWrites {
+                        query_set,
+                        beginning_of_pass_write_index: Some(*index),
+                        end_of_pass_write_index: Some(index + 1),
+                    });
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(kernel.entry_point),
-                timestamp_writes: None,
+                timestamp_writes,
             });
             pass.set_pipeline(&pipeline);
             pass.set_bind_group(0, &bind_group, &[]);

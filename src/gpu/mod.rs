@@ -11,6 +11,7 @@ pub mod kernels;
 mod launch;
 mod ops;
 pub mod tensor;
+mod timestamps;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -19,6 +20,7 @@ use std::sync::Arc;
 pub use context::{AdapterSummary, BackendChoice, GpuContext, GpuOptions, list_adapters};
 pub use kernels::WORKGROUP_SIZE;
 pub use tensor::{GpuLabels, GpuTensor};
+pub use timestamps::KernelTime;
 
 use crate::error::{Error, Result};
 use kernels::{Kernel, Shader};
@@ -71,6 +73,7 @@ pub struct GpuBackend {
     pending_buffers: RefCell<HashSet<u64>>,
     pending_slots: RefCell<HashSet<(Kernel, u64)>>,
     counters: Cell<ResourceCounters>,
+    timer: RefCell<Option<timestamps::KernelTimer>>,
 }
 
 impl std::fmt::Debug for GpuBackend {
@@ -104,6 +107,7 @@ impl GpuBackend {
             pending_buffers: RefCell::default(),
             pending_slots: RefCell::default(),
             counters: Cell::default(),
+            timer: RefCell::default(),
         }
     }
 
