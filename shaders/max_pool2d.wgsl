@@ -116,3 +116,29 @@ fn first_window(padded: u32, kernel: u32, stride: u32) -> u32 {
     }
     return (padded + 1u - kernel + stride - 1u) / stride;
 }
+
+// The gradient when the windows tile the input exactly (stride equal to the window, no
+// padding, sizes divisible): one invocation per window writes its whole k_h x k_w block of
+// dx, the window's gradient at its first maximum and zeros elsewhere. Every input element
+// lies in exactly one window, so each is written once; this reads x once instead of once
+// per element as `backward` does.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn backward_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat_index(gid, groups);
+    if i >= params.len {
+        return;
+    }
+    let ow = i % params.out_width;
+    let oh = (i / params.out_width) % params.out_height;
+    let plane = i / (params.out_width * params.out_height);
+    let plane_base = plane * params.in_height * params.in_width;
+    let winner = window_argmax(plane_base, oh, ow);
+    let gradient = dy[i];
+    for (var kh = 0u; kh < params.kernel_h; kh++) {
+        let row = (oh * params.kernel_h + kh) * params.in_width + ow * params.kernel_w;
+        for (var kw = 0u; kw < params.kernel_w; kw++) {
+            let offset = row + kw;
+            dx[plane_base + offset] = select(0.0, gradient, offset == winner);
+        }
+    }
+}

@@ -26,7 +26,8 @@ fn pool(kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> Pool2dPa
 /// Input shapes with pooling parameters: batch 1, odd and non-square sizes, channel counts
 /// that are not multiples of 4, stride above 1, padding, overlapping windows (kernel 3,
 /// stride 2), stride larger than the window (inputs no window covers), windows that leave
-/// trailing rows out, and element counts that are not multiples of the workgroup size.
+/// trailing rows out, windows that tile the input exactly (the GPU's `backward_tiled`
+/// kernel, square and not), and element counts that are not multiples of the workgroup size.
 fn pool_cases() -> Vec<(Vec<usize>, Pool2dParams)> {
     vec![
         (vec![1, 1, 4, 4], Pool2dParams::square(2)),
@@ -37,6 +38,7 @@ fn pool_cases() -> Vec<(Vec<usize>, Pool2dParams)> {
         (vec![1, 7, 13, 10], pool([3, 3], [3, 3], [0, 0])),
         (vec![4, 6, 28, 28], Pool2dParams::square(2)),
         (vec![2, 3, 15, 17], pool([5, 4], [2, 3], [2, 2])),
+        (vec![3, 5, 9, 8], pool([3, 2], [3, 2], [0, 0])),
     ]
 }
 

@@ -93,7 +93,9 @@ impl GpuBackend {
         let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&raw);
         let period = f64::from(self.ctx.queue.get_timestamp_period()) * 1e-9;
         if period <= 0.0 {
-            return Err(Error::Gpu("the adapter reports a zero timestamp period".into()));
+            return Err(Error::Gpu(
+                "the adapter reports a zero timestamp period".into(),
+            ));
         }
         Ok(timer
             .kernels

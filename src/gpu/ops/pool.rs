@@ -10,6 +10,7 @@ use crate::params::{Pool2dParams, expect_shape};
 
 const MAX_FORWARD: Kernel = Kernel::new(Shader::MaxPool2d, "forward");
 const MAX_BACKWARD: Kernel = Kernel::new(Shader::MaxPool2d, "backward");
+const MAX_BACKWARD_TILED: Kernel = Kernel::new(Shader::MaxPool2d, "backward_tiled");
 const AVG_FORWARD: Kernel = Kernel::new(Shader::AvgPool2d, "forward");
 const AVG_BACKWARD: Kernel = Kernel::new(Shader::AvgPool2d, "backward");
 
@@ -60,6 +61,15 @@ fn params(
     Ok((params, out_shape))
 }
 
+/// Whether the windows cover every input element exactly once: stride equal to the window,
+/// no padding, and the input a whole number of windows.
+fn windows_tile_input(pool: &Pool2dParams, input: &[usize], output: &[usize]) -> bool {
+    pool.stride == pool.kernel
+        && pool.padding == [0, 0]
+        && input[2] == output[2] * pool.kernel[0]
+        && input[3] == output[3] * pool.kernel[1]
+}
+
 pub(crate) fn max_forward(
     gpu: &GpuBackend,
     x: &GpuTensor,
@@ -81,9 +91,14 @@ pub(crate) fn max_backward(
     dx: &mut GpuTensor,
 ) -> Result<()> {
     const OP: &str = "max_pool2d backward";
-    let (params, out_shape) = params(OP, &x.shape, pool, x.len())?;
+    let (mut params, out_shape) = params(OP, &x.shape, pool, x.len())?;
     expect_shape(OP, "dy", &dy.shape, &out_shape)?;
     expect_shape(OP, "dx", &dx.shape, &x.shape)?;
+    if windows_tile_input(pool, &x.shape, &out_shape) {
+        params.len = to_u32(OP, dy.len())?;
+        let bindings = [x.at(1), dy.at(2), dx.at(3)];
+        return gpu.dispatch_1d(MAX_BACKWARD_TILED, &params, &bindings, dy.len() as u64);
+    }
     gpu.dispatch_1d(
         MAX_BACKWARD,
         &params,
