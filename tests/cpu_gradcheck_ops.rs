@@ -1,4 +1,4 @@
-//! Finite-difference gradient checks of the CPU pooling, linear and loss ops: the gradient
+//! Finite-difference gradient checks of the CPU activation, pooling, linear and loss ops: the gradient
 //! of a scalar function such as `sum(y * r)` for random `r`, by central differences, against
 //! the backward op.
 
@@ -8,7 +8,7 @@ use common::{assert_close, random, rng};
 use ndarray::ArrayD;
 use rand::Rng;
 use rand::seq::SliceRandom;
-use wgcnn::{Backend, CpuBackend, Pool2dParams};
+use wgcnn::{Activation, Backend, CpuBackend, Pool2dParams};
 
 /// The ops run in f32, so each difference quotient carries the f32 rounding of the scalar
 /// function (about 1e-7 relative) divided by the step; with steps of 1e-3 to 1e-2 that is
@@ -206,6 +206,43 @@ fn mse_gradient() {
             &format!("{shape:?}"),
             &dpred,
             &expected,
+            GRADCHECK_TOLERANCE,
+        );
+    }
+}
+
+#[test]
+fn activation_gradients() {
+    let mut rng = rng("activation_gradients");
+    let cpu = CpuBackend;
+    let activations = [
+        Activation::Relu,
+        Activation::LeakyRelu {
+            negative_slope: 0.1,
+        },
+        Activation::Sigmoid,
+        Activation::Tanh,
+    ];
+    for activation in activations {
+        // Values at least 0.01 from 0, so that no probe of step 1e-3 crosses the kink of
+        // ReLU and leaky ReLU.
+        let x = random(&mut rng, &[2, 3, 5, 7]).mapv(|v| if v.abs() < 0.01 { v + 0.05 } else { v });
+        let r = random(&mut rng, x.shape());
+        let forward = |input: &ArrayD<f32>| {
+            let mut y = cpu.zeros("y", input.shape()).unwrap();
+            cpu.activation_forward(activation, input, &mut y).unwrap();
+            weighted_sum(&y, &r)
+        };
+        let mut y = cpu.zeros("y", x.shape()).unwrap();
+        cpu.activation_forward(activation, &x, &mut y).unwrap();
+        let mut dx = cpu.full("dx", x.shape(), f32::NAN).unwrap();
+        cpu.activation_backward(activation, &x, &y, &r, &mut dx)
+            .unwrap();
+        let numeric = numerical_gradient(&x, 1e-3, forward);
+        assert_close(
+            &format!("{activation:?} dx"),
+            &dx,
+            &numeric,
             GRADCHECK_TOLERANCE,
         );
     }
