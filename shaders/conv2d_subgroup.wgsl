@@ -89,6 +89,36 @@ fn gather(g: Gather, tap: u32, kh_bit: u32, kw_bit: u32) -> vec4<f32> {
     return select(vec4(0.0), values, inside);
 }
 
+// A kernel tap: input channel, kernel row and kernel column.
+struct Tap {
+    c: u32,
+    kh: u32,
+    kw: u32,
+}
+
+// Adds one k of the product, the weight column `weights` times the inputs of `tap`, and
+// moves `tap` to the next k.
+fn accumulate(block: ptr<function, Block>, weights: array<f32, GEMM_ROWS>, g0: Gather, g1: Gather, tap: ptr<function, Tap>) {
+    let t = *tap;
+    let offset = t.c * params.in_height * params.in_width + t.kh * params.dilation_h * params.in_width + t.kw * params.dilation_w;
+    let x0 = gather(g0, offset, 1u << t.kh, 1u << t.kw);
+    let x1 = gather(g1, offset, 1u << t.kh, 1u << t.kw);
+    for (var r = 0u; r < GEMM_ROWS; r++) {
+        (*block).acc0[r] += weights[r] * x0;
+        (*block).acc1[r] += weights[r] * x1;
+    }
+    var next = Tap(t.c, t.kh, t.kw + 1u);
+    if next.kw == params.kernel_width {
+        next.kw = 0u;
+        next.kh++;
+        if next.kh == params.kernel_height {
+            next.kh = 0u;
+            next.c++;
+        }
+    }
+    *tap = next;
+}
+
 fn gemm_block(group: vec3<u32>, lid: u32, subgroup_lane: u32) -> Block {
     let first = group.y * GEMM_ROWS;
     let lane = group.x * WORKGROUP_SIZE + lid;
@@ -111,35 +141,25 @@ fn gemm_block(group: vec3<u32>, lid: u32, subgroup_lane: u32) -> Block {
         block.acc1[r] = vec4(0.0);
     }
     // The tap (c, kh, kw) of the next k, counted along the weight's row.
-    var c = 0u;
-    var kh = 0u;
-    var kw = 0u;
-    var w: array<vec4<f32>, GEMM_ROWS>;
-    let plane = params.in_height * params.in_width;
-    let row_step = params.dilation_h * params.in_width;
+    var tap = Tap(0u, 0u, 0u);
     for (var kq = 0u; kq < k4; kq++) {
         let own = weight4[own_row + kq];
+        var w0: array<f32, GEMM_ROWS>;
+        var w1: array<f32, GEMM_ROWS>;
+        var w2: array<f32, GEMM_ROWS>;
+        var w3: array<f32, GEMM_ROWS>;
         for (var r = 0u; r < GEMM_ROWS; r++) {
-            w[r] = subgroupShuffle(own, cluster_base + r);
+            let column = subgroupShuffle(own, cluster_base + r);
+            w0[r] = column.x;
+            w1[r] = column.y;
+            w2[r] = column.z;
+            w3[r] = column.w;
         }
-        for (var s = 0u; s < 4u; s++) {
-            let tap = c * plane + kh * row_step + kw * params.dilation_w;
-            let x0 = gather(g0, tap, 1u << kh, 1u << kw);
-            let x1 = gather(g1, tap, 1u << kh, 1u << kw);
-            for (var r = 0u; r < GEMM_ROWS; r++) {
-                block.acc0[r] += w[r][s] * x0;
-                block.acc1[r] += w[r][s] * x1;
-            }
-            kw++;
-            if kw == params.kernel_width {
-                kw = 0u;
-                kh++;
-                if kh == params.kernel_height {
-                    kh = 0u;
-                    c++;
-                }
-            }
-        }
+        // The four k of the quad, written out so that the weight columns stay in registers.
+        accumulate(&block, w0, g0, g1, &tap);
+        accumulate(&block, w1, g0, g1, &tap);
+        accumulate(&block, w2, g0, g1, &tap);
+        accumulate(&block, w3, g0, g1, &tap);
     }
     block.first = first;
     block.pixels0 = pixels0;

@@ -53,8 +53,8 @@ impl Conv2dVariant {
     /// [`GpuBackend::force_conv2d_variant`] where it applies, else the implicit product
     /// where it applies, else the direct kernels. On lavapipe (Mesa 22.3, a shared and busy
     /// 2-core machine) the implicit product ran the LeNet conv2 forward pass (16 to 32
-    /// channels, 5x5, 14x14, batch 64) in 72 to 77 ms against 77 to 79 ms for
-    /// `forward_row`: a small gain, measured in alternating runs.
+    /// channels, 5x5, 14x14, batch 64) in 80 to 90 ms against 109 to 124 ms for
+    /// `forward_row`, in alternating runs.
     fn choose(gpu: &GpuBackend, shape: &Conv2dShape) -> Self {
         let ctx = gpu.context();
         let gemm_applies = ctx.features.contains(wgpu::Features::SUBGROUP)
