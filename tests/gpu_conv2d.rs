@@ -9,7 +9,7 @@ use common::{SUM_TOLERANCE, assert_close, gpu_backends, random, rng};
 use ndarray::{ArrayD, IxDyn};
 use rand_chacha::ChaCha8Rng;
 use wgcnn::cpu::{bias, conv2d};
-use wgcnn::gpu::GpuTensor;
+use wgcnn::gpu::{Conv2dVariant, GpuTensor};
 use wgcnn::{Backend, Conv2dParams, CpuBackend, Error, GpuBackend};
 
 /// One convolution to test: input, weight, whether it has a bias, and its parameters.
@@ -113,6 +113,14 @@ fn cases() -> Vec<Case> {
             bias: true,
             params: conv([3, 3], [1, 2], [2, 2]),
         },
+        Case {
+            // The implicit product with 36 taps per weight row, 13 output channels (a
+            // partial block of 8) and 12 pixels (a partial cluster), stride 2 and dilation.
+            x: [1, 4, 6, 5],
+            weight: [13, 4, 3, 3],
+            bias: true,
+            params: conv([2, 1], [1, 2], [1, 2]),
+        },
     ]
 }
 
@@ -127,10 +135,17 @@ fn output_shape(case: &Case) -> Vec<usize> {
 #[test]
 fn conv2d_matches_cpu() {
     let mut rng = rng("conv2d_matches_cpu");
+    // The implicit product applies to the cases with in_channels · kh · kw a multiple of 4,
+    // on adapters with subgroups; elsewhere forcing it runs the direct kernels.
+    let variants = [Conv2dVariant::Direct, Conv2dVariant::Gemm];
     for gpu in gpu_backends() {
-        for case in cases() {
+        let runs = variants
+            .into_iter()
+            .flat_map(|variant| cases().into_iter().map(move |case| (variant, case)));
+        for (variant, case) in runs {
+            gpu.force_conv2d_variant(Some(variant));
             let what = format!(
-                "x {:?} weight {:?} {:?} on {}",
+                "{variant:?} x {:?} weight {:?} {:?} on {}",
                 case.x,
                 case.weight,
                 case.params,

@@ -9,6 +9,7 @@ pub const WORKGROUP_SIZE: u32 = 64;
 pub enum Shader {
     Activation,
     Conv2d,
+    Conv2dSubgroup,
     MaxPool2d,
     AvgPool2d,
     Linear,
@@ -29,6 +30,7 @@ impl Shader {
         match self {
             Shader::Activation => "activation.wgsl",
             Shader::Conv2d => "conv2d.wgsl",
+            Shader::Conv2dSubgroup => "conv2d_subgroup.wgsl",
             Shader::MaxPool2d => "max_pool2d.wgsl",
             Shader::AvgPool2d => "avg_pool2d.wgsl",
             Shader::Linear => "linear.wgsl",
@@ -49,6 +51,7 @@ impl Shader {
         match self {
             Shader::Activation => include_str!("../../shaders/activation.wgsl"),
             Shader::Conv2d => include_str!("../../shaders/conv2d.wgsl"),
+            Shader::Conv2dSubgroup => include_str!("../../shaders/conv2d_subgroup.wgsl"),
             Shader::MaxPool2d => include_str!("../../shaders/max_pool2d.wgsl"),
             Shader::AvgPool2d => include_str!("../../shaders/avg_pool2d.wgsl"),
             Shader::Linear => include_str!("../../shaders/linear.wgsl"),

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 pub use context::{AdapterSummary, BackendChoice, GpuContext, GpuOptions, list_adapters};
 pub use kernels::WORKGROUP_SIZE;
+pub use ops::conv2d::Conv2dVariant;
 pub use tensor::{GpuLabels, GpuTensor};
 pub use timestamps::KernelTime;
 
@@ -68,6 +69,7 @@ pub struct GpuBackend {
     bind_groups: RefCell<HashMap<BindGroupKey, wgpu::BindGroup>>,
     readback: RefCell<HashMap<u64, wgpu::Buffer>>,
     scratch: RefCell<HashMap<ScratchKey, GpuTensor>>,
+    conv2d_variant: Cell<Option<Conv2dVariant>>,
     encoder: RefCell<Option<wgpu::CommandEncoder>>,
     /// Buffers and uniform slots read or written by the commands not yet submitted.
     pending_buffers: RefCell<HashSet<u64>>,
@@ -103,6 +105,7 @@ impl GpuBackend {
             bind_groups: RefCell::default(),
             readback: RefCell::default(),
             scratch: RefCell::default(),
+            conv2d_variant: Cell::default(),
             encoder: RefCell::default(),
             pending_buffers: RefCell::default(),
             pending_slots: RefCell::default(),
@@ -114,6 +117,17 @@ impl GpuBackend {
     /// The device, queue and adapter information.
     pub fn context(&self) -> &GpuContext {
         &self.ctx
+    }
+
+    /// Makes the convolution's forward pass run `variant` wherever it applies to the shape,
+    /// or choose by shape and adapter again with `None`. Tests use it to check every
+    /// variant against the CPU path.
+    pub fn force_conv2d_variant(&self, variant: Option<Conv2dVariant>) {
+        self.conv2d_variant.set(variant);
+    }
+
+    pub(crate) fn forced_conv2d_variant(&self) -> Option<Conv2dVariant> {
+        self.conv2d_variant.get()
     }
 
     /// The GPU objects created so far.
