@@ -6,7 +6,7 @@
 //! `format`, `format_version`, `input_shape` and `architecture` (JSON), `optimizer` (JSON),
 //! `epoch`, `step`, `seed`, `training` (JSON of the options that produced the run).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
+use crate::nn::spec::infer_shapes;
 use crate::nn::{LayerSpec, LrSchedule, Model, Optimizer, OptimizerKind};
 
 /// The `format` metadata value of every wgcnn checkpoint.
@@ -328,10 +329,69 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
 
 impl Checkpoint {
     /// Builds the checkpoint's model on `backend` with the stored weights.
+    ///
+    /// The architecture comes from the file, so it is checked before anything is allocated:
+    /// every tensor it implies must be stored with the same shape. The model then takes no
+    /// more memory than the stored tensors, which the file contains in full.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] when the architecture does not fit the input shape, or when a model
+    /// tensor is missing, has another shape than the architecture gives it, or is extra.
     pub fn build_model<B: Backend>(&self, backend: &B) -> Result<Model<B>> {
+        infer_shapes(&self.input_shape, &self.architecture)?;
+        self.check_model_tensors()?;
         let mut model = Model::new(backend, &self.input_shape, &self.architecture, self.seed)?;
         self.restore_model(backend, &mut model)?;
         Ok(model)
+    }
+
+    /// Checks the stored `model.*` tensors against the shapes the architecture implies.
+    fn check_model_tensors(&self) -> Result<()> {
+        let mut expected = HashSet::new();
+        for (index, spec) in self.architecture.iter().enumerate() {
+            for (name, shape) in spec.state_shapes() {
+                let key = format!("model.{index}.{name}");
+                match self.tensors.get(&key) {
+                    None => {
+                        return Err(Error::shape(
+                            "checkpoint",
+                            format!(
+                                "the checkpoint has no tensor `{key}`, which its architecture \
+                                 gives the shape {shape:?}; the file is incomplete or corrupt"
+                            ),
+                        ));
+                    }
+                    Some(array) if array.shape() != shape.as_slice() => {
+                        return Err(Error::shape(
+                            "checkpoint",
+                            format!(
+                                "tensor `{key}` has shape {:?}, but the checkpoint's \
+                                 architecture gives it the shape {shape:?}; the file is corrupt",
+                                array.shape()
+                            ),
+                        ));
+                    }
+                    Some(_) => {
+                        expected.insert(key);
+                    }
+                }
+            }
+        }
+        let extra = self
+            .tensors
+            .keys()
+            .filter(|key| key.starts_with("model.") && !expected.contains(*key))
+            .min();
+        if let Some(key) = extra {
+            return Err(Error::shape(
+                "checkpoint",
+                format!(
+                    "the checkpoint has a tensor `{key}` that its architecture has no place \
+                     for; the file is corrupt"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Overwrites every tensor of `model` with the stored one.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// Output length of a sliding window along one axis, or `None` when the dilated kernel does
-/// not fit in the padded input.
+/// not fit in the padded input or a size overflows `usize`.
 fn window_output_len(
     input: usize,
     kernel: usize,
@@ -20,7 +20,7 @@ fn window_output_len(
     let span = dilation
         .checked_mul(kernel.checked_sub(1)?)?
         .checked_add(1)?;
-    let padded = input.checked_add(2 * padding)?;
+    let padded = input.checked_add(padding.checked_mul(2)?)?;
     let room = padded.checked_sub(span)?;
     Some(room / stride + 1)
 }
@@ -216,7 +216,8 @@ impl Pool2dParams {
                 ),
             ));
         }
-        if self.padding[0] * 2 > self.kernel[0] || self.padding[1] * 2 > self.kernel[1] {
+        // Comparing `padding > kernel / 2` is `2 * padding > kernel` without an overflow.
+        if self.padding[0] > self.kernel[0] / 2 || self.padding[1] > self.kernel[1] / 2 {
             return Err(Error::shape(
                 op,
                 format!(

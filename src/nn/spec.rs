@@ -5,6 +5,18 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::params::{Activation, Conv2dParams, Pool2dParams};
 
+/// The maximum number of elements of one `f32` tensor, because Rust caps a single allocation
+/// at `isize::MAX` bytes. Shape inference rejects larger parameters and per-sample shapes.
+pub const MAX_TENSOR_ELEMENTS: usize = isize::MAX as usize / std::mem::size_of::<f32>();
+
+/// Counts the elements of `shape`, returning `None` above [`MAX_TENSOR_ELEMENTS`].
+pub fn element_count(shape: &[usize]) -> Option<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |count, &dimension| count.checked_mul(dimension))
+        .filter(|&count| count <= MAX_TENSOR_ELEMENTS)
+}
+
 /// One layer of a sequential model, as a user describes it. Shapes below are per sample;
 /// the batch axis comes first at run time.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -204,13 +216,44 @@ impl LayerSpec {
         }
     }
 
+    /// Names and per-layer shapes of every tensor a model keeps for this layer, in the order
+    /// of [`crate::nn::Model::named_tensors`]: the learned parameters, then batch norm's
+    /// running mean and variance.
+    pub fn state_shapes(&self) -> Vec<(&'static str, Vec<usize>)> {
+        let mut shapes = self.parameter_shapes();
+        if let LayerSpec::BatchNorm2d { channels, .. } = *self {
+            shapes.push(("running_mean", vec![channels]));
+            shapes.push(("running_var", vec![channels]));
+        }
+        shapes
+    }
+
     /// Checks the layer's own settings and returns its per-sample output shape for a
     /// per-sample `input` shape.
     ///
     /// # Errors
-    /// A message that names the expected and the actual input shape; the model adds the
+    /// A message that names the expected and the actual input shape, or the parameter or
+    /// output shape with more than [`MAX_TENSOR_ELEMENTS`] elements. The model adds the
     /// layer's index.
     pub fn output_shape(&self, input: &[usize]) -> std::result::Result<Vec<usize>, String> {
+        let output = self.fitted_output_shape(input)?;
+        for (name, shape) in self.parameter_shapes() {
+            if element_count(&shape).is_none() {
+                return Err(format!(
+                    "its {name} of shape {shape:?} has more than {MAX_TENSOR_ELEMENTS} elements"
+                ));
+            }
+        }
+        if element_count(&output).is_none() {
+            return Err(format!(
+                "its output of shape {output:?} per sample has more than {MAX_TENSOR_ELEMENTS} \
+                 elements"
+            ));
+        }
+        Ok(output)
+    }
+
+    fn fitted_output_shape(&self, input: &[usize]) -> std::result::Result<Vec<usize>, String> {
         let image = |input: &[usize]| -> std::result::Result<[usize; 3], String> {
             match *input {
                 [c, h, w] => Ok([c, h, w]),
@@ -256,12 +299,18 @@ impl LayerSpec {
                 }
                 Ok(input.to_vec())
             }
-            LayerSpec::Flatten => Ok(vec![input.iter().product()]),
+            LayerSpec::Flatten => match element_count(input) {
+                Some(features) => Ok(vec![features]),
+                None => Err(format!(
+                    "cannot flatten {input:?}: it has more than {MAX_TENSOR_ELEMENTS} elements"
+                )),
+            },
             LayerSpec::Linear {
                 in_features,
                 out_features,
                 ..
             } => match *input {
+                _ if *out_features == 0 => Err("out_features must be at least 1".to_string()),
                 [features] if features == *in_features => Ok(vec![*out_features]),
                 _ => Err(format!(
                     "expects an input [{in_features}], got {input:?} (add a flatten layer before it, or change in_features)"
@@ -274,8 +323,8 @@ impl LayerSpec {
                         "expects {channels} channels, got an input {input:?}"
                     ));
                 }
-                if *eps <= 0.0 {
-                    return Err(format!("eps {eps} must be positive"));
+                if !eps.is_finite() || *eps <= 0.0 {
+                    return Err(format!("eps {eps} must be a positive finite number"));
                 }
                 Ok(input.to_vec())
             }
@@ -286,8 +335,19 @@ impl LayerSpec {
 /// Infers the per-sample shape after every layer.
 ///
 /// # Errors
-/// [`Error::Shape`] naming the first layer that does not fit, its index, and both shapes.
+/// [`Error::Shape`] for an input shape that is empty, contains a zero or has more than
+/// [`MAX_TENSOR_ELEMENTS`] elements, and naming the first layer that does not fit, its index,
+/// and both shapes.
 pub fn infer_shapes(input: &[usize], layers: &[LayerSpec]) -> Result<Vec<Vec<usize>>> {
+    if input.is_empty() || input.contains(&0) || element_count(input).is_none() {
+        return Err(Error::shape(
+            "model",
+            format!(
+                "input shape {input:?} must have at least one dimension, no zero sizes and at \
+                 most {MAX_TENSOR_ELEMENTS} elements, such as [1, 28, 28]"
+            ),
+        ));
+    }
     let mut shapes = vec![input.to_vec()];
     for (index, layer) in layers.iter().enumerate() {
         let current = shapes.last().expect("starts non-empty");
