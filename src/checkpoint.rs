@@ -147,6 +147,35 @@ pub fn temporary_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
+/// Checks before training that a checkpoint can be saved at `path`: its folder exists, and
+/// `path` is absent or a regular file (never a device, a folder or a symbolic link, which
+/// the atomic rename would replace).
+///
+/// # Errors
+/// [`Error::File`] naming the path and what to change.
+pub fn check_save_path(path: &Path) -> Result<()> {
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if !folder.is_dir() {
+        return Err(file_error(
+            path,
+            format!(
+                "cannot save a checkpoint here: the folder {} does not exist; create it or choose another path",
+                folder.display()
+            ),
+        ));
+    }
+    match fs::symlink_metadata(path) {
+        Ok(metadata) if !metadata.file_type().is_file() => Err(file_error(
+            path,
+            "cannot save a checkpoint here: the path exists and is not a regular file (a folder, device or symbolic link); choose another path",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Writes `bytes` to the temporary file of `path` and syncs it to disk; the first half of an
 /// atomic save. Returns the temporary path.
 pub fn write_temporary(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
@@ -158,10 +187,13 @@ pub fn write_temporary(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
     })();
     if let Err(source) = result {
         fs::remove_file(&temporary).ok();
-        return Err(Error::Io {
-            path: temporary,
-            source,
-        });
+        return Err(file_error(
+            path,
+            format!(
+                "failed to write the checkpoint (through the temporary file {}): {source}; the previous checkpoint, if any, is unchanged",
+                temporary.display()
+            ),
+        ));
     }
     Ok(temporary)
 }
@@ -191,7 +223,8 @@ pub fn commit_temporary(temporary: &Path, path: &Path) -> Result<()> {
 /// is complete on disk, and a failed save (full disk, no permission) leaves it untouched.
 ///
 /// # Errors
-/// [`Error::Io`] naming the path that failed, or a backend error while reading tensors.
+/// [`Error::File`] or [`Error::Io`] naming the path that failed, or a backend error while
+/// reading tensors.
 pub fn save<B: Backend>(
     path: &Path,
     backend: &B,
@@ -199,6 +232,7 @@ pub fn save<B: Backend>(
     optimizer: Option<&Optimizer<B>>,
     info: &SaveInfo,
 ) -> Result<()> {
+    check_save_path(path)?;
     let bytes = to_bytes(backend, model, optimizer, info)?;
     let temporary = write_temporary(path, &bytes)?;
     commit_temporary(&temporary, path)?;

@@ -170,12 +170,18 @@ fn failed_save_reports_path_and_keeps_old_checkpoint() {
     checkpoint::save(&path, &cpu, &model, Some(&optimizer), &SaveInfo::default()).unwrap();
     let before = std::fs::read(&path).unwrap();
 
-    // A folder in place of the file makes the rename fail after the temporary is written.
+    // A folder in place of the file is rejected before anything is written, and a folder
+    // that does not exist fails the write of the temporary file.
     let blocked = dir.join("blocked");
     std::fs::create_dir_all(blocked.join("inside")).unwrap();
     let error = checkpoint::save(&blocked, &cpu, &model, None, &SaveInfo::default()).unwrap_err();
-    assert!(matches!(error, Error::Io { .. }), "{error}");
+    assert!(matches!(error, Error::File { .. }), "{error}");
     assert!(error.to_string().contains("blocked"), "{error}");
+    assert!(blocked.join("inside").is_dir());
+    let missing = dir.join("missing").join("model.safetensors");
+    let error = checkpoint::write_temporary(&missing, b"bytes").unwrap_err();
+    assert!(error.to_string().contains("missing"), "{error}");
+    assert!(error.to_string().contains("unchanged"), "{error}");
     let leftovers: Vec<_> = std::fs::read_dir(&dir.0)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -53,6 +53,33 @@ fn train_rejects_bad_options() {
 }
 
 #[test]
+fn train_rejects_unsafe_save_paths_before_training() {
+    let data = slice_dir();
+    let base = [
+        "train",
+        "--device",
+        "cpu",
+        "--data-dir",
+        data.as_str(),
+        "--save",
+    ];
+    let cases: [(&str, &str); 3] = [
+        ("/dev/null", "not a regular file"),
+        ("/nonexistent-folder/model.safetensors", "does not exist"),
+        ("/tmp", "not a regular file"),
+    ];
+    for (path, expected) in cases {
+        let args: Vec<&str> = base.iter().copied().chain([path]).collect();
+        assert_rejected(&args, expected);
+    }
+}
+
+#[test]
+fn bench_rejects_zero_steps() {
+    assert_rejected(&["bench", "--device", "cpu", "--steps", "0"], "--steps");
+}
+
+#[test]
 fn train_names_missing_data_and_how_to_get_it() {
     assert_rejected(
         &[
@@ -178,5 +205,50 @@ fn short_cpu_run_saves_and_evaluates() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("test accuracy"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn resume_with_more_steps_keeps_training() {
+    let data = slice_dir();
+    let dir = std::env::temp_dir().join(format!("wgcnn-cli-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let first = dir.join("first.safetensors").display().to_string();
+    let second = dir.join("second.safetensors").display().to_string();
+    let common = [
+        "train",
+        "--device",
+        "cpu",
+        "--data-dir",
+        data.as_str(),
+        "--quiet",
+    ];
+
+    let mut args: Vec<&str> = common.to_vec();
+    args.extend(["--max-steps", "3", "--save", &first]);
+    assert!(wgcnn(&args).status.success());
+    // The first run's cosine schedule ends at step 3 with a rate of 0; the resumed run must
+    // fit a new schedule to its own total instead of keeping that rate.
+    let mut args: Vec<&str> = common.to_vec();
+    args.extend(["--max-steps", "6", "--resume", &first, "--save", &second]);
+    let output = wgcnn(&args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let before = wgcnn::checkpoint::load(std::path::Path::new(&first)).unwrap();
+    let after = wgcnn::checkpoint::load(std::path::Path::new(&second)).unwrap();
+    assert_eq!(after.step, 6);
+    let cpu = wgcnn::CpuBackend;
+    let before_model = before.build_model(&cpu).unwrap();
+    let after_model = after.build_model(&cpu).unwrap();
+    let changed = before_model
+        .named_tensors()
+        .iter()
+        .zip(after_model.named_tensors())
+        .any(|((_, a), (_, b))| *a != b);
+    assert!(changed, "the resumed run left every weight unchanged");
     std::fs::remove_dir_all(&dir).ok();
 }

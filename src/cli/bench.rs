@@ -2,7 +2,7 @@
 
 use clap::{Args, ValueEnum};
 use wgcnn::bench::{BenchConfig, BenchResult, bench_ops, bench_training_step};
-use wgcnn::gpu::{BackendChoice, GpuBackend, GpuOptions};
+use wgcnn::gpu::{BackendChoice, GpuBackend};
 use wgcnn::{Backend, CpuBackend};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -29,9 +29,9 @@ pub struct BenchArgs {
     /// Print one JSON object per line instead of a table.
     #[arg(long)]
     json: bool,
-    /// Graphics API for the GPU path: auto, vulkan, metal, dx12 or gl.
-    #[arg(long, default_value = "auto")]
-    backend: BackendChoice,
+    /// Graphics API for the GPU path: auto, vulkan, metal, dx12 or gl. Default: WGCNN_BACKEND, else auto.
+    #[arg(long)]
+    backend: Option<BackendChoice>,
     /// Use the adapter whose name contains this text (case-insensitive).
     #[arg(long)]
     adapter: Option<String>,
@@ -59,10 +59,21 @@ fn run_on<B: Backend>(
 }
 
 pub fn run(args: BenchArgs) -> wgcnn::Result<()> {
+    if args.steps == 0 {
+        return Err(wgcnn::Error::invalid(
+            "--steps",
+            "0 must be at least 1, such as 50",
+        ));
+    }
+    if args.runs == 0 {
+        return Err(wgcnn::Error::invalid(
+            "--runs",
+            "0 must be at least 1, such as 10",
+        ));
+    }
     let mut results = Vec::new();
     if matches!(args.device, BenchDevices::Gpu | BenchDevices::Both) {
-        let mut options = GpuOptions::default().with_backend(args.backend);
-        options.adapter_name = args.adapter.clone();
+        let options = super::gpu_options(args.backend, args.adapter.as_deref())?;
         let gpu = GpuBackend::new(&options)?;
         eprintln!("GPU path: {}", gpu.device_name());
         results.extend(run_on(&gpu, "gpu", &args)?);

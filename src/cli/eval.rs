@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use wgcnn::checkpoint;
 use wgcnn::data::{DatasetKind, Split};
-use wgcnn::gpu::{BackendChoice, GpuBackend, GpuOptions};
+use wgcnn::gpu::{BackendChoice, GpuBackend};
 use wgcnn::train::Trainer;
 use wgcnn::{Backend, CpuBackend, Error};
 
@@ -29,9 +29,9 @@ pub struct EvalArgs {
     /// Where to evaluate.
     #[arg(long, value_enum, default_value = "gpu")]
     device: DeviceChoice,
-    /// Graphics API for --device gpu: auto, vulkan, metal, dx12 or gl.
-    #[arg(long, default_value = "auto")]
-    backend: BackendChoice,
+    /// Graphics API for --device gpu: auto, vulkan, metal, dx12 or gl. Default: WGCNN_BACKEND, else auto.
+    #[arg(long)]
+    backend: Option<BackendChoice>,
     /// Use the adapter whose name contains this text (case-insensitive).
     #[arg(long)]
     adapter: Option<String>,
@@ -52,8 +52,7 @@ pub fn run(args: EvalArgs) -> wgcnn::Result<()> {
     match args.device {
         DeviceChoice::Cpu => evaluate_on(&CpuBackend, &checkpoint, &test, args.batch_size),
         DeviceChoice::Gpu => {
-            let mut options = GpuOptions::default().with_backend(args.backend);
-            options.adapter_name = args.adapter.clone();
+            let options = super::gpu_options(args.backend, args.adapter.as_deref())?;
             let gpu = GpuBackend::new(&options)?;
             evaluate_on(&gpu, &checkpoint, &test, args.batch_size)
         }

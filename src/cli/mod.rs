@@ -36,3 +36,19 @@ pub fn run(cli: Cli) -> wgcnn::Result<()> {
         Command::Devices(args) => devices::run(args),
     }
 }
+
+/// GPU options from `WGCNN_BACKEND` and `WGCNN_ADAPTER`, overridden by the command line's
+/// `--backend` and `--adapter` where given.
+fn gpu_options(
+    backend: Option<wgcnn::BackendChoice>,
+    adapter: Option<&str>,
+) -> wgcnn::Result<wgcnn::GpuOptions> {
+    let mut options = wgcnn::GpuOptions::from_env()?;
+    if let Some(backend) = backend {
+        options.backend = backend;
+    }
+    if let Some(adapter) = adapter {
+        options.adapter_name = Some(adapter.to_string());
+    }
+    Ok(options)
+}

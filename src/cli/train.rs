@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use wgcnn::checkpoint::{self, Checkpoint, SaveInfo};
 use wgcnn::data::{Dataset, DatasetKind, Normalization, Split, find_dataset_dir, load_dataset};
-use wgcnn::gpu::{BackendChoice, GpuBackend, GpuOptions};
+use wgcnn::gpu::{BackendChoice, GpuBackend};
 use wgcnn::nn::{LrSchedule, Model, Optimizer, OptimizerKind};
 use wgcnn::train::{CheckpointTarget, EpochMetrics, FitConfig, Progress, fit};
 use wgcnn::{AdamConfig, Backend, CpuBackend, Error, SgdConfig};
@@ -87,9 +87,9 @@ pub struct TrainArgs {
     /// Where to train.
     #[arg(long, value_enum, default_value = "gpu")]
     device: DeviceChoice,
-    /// Graphics API for --device gpu: auto, vulkan, metal, dx12 or gl.
-    #[arg(long, default_value = "auto")]
-    backend: BackendChoice,
+    /// Graphics API for --device gpu: auto, vulkan, metal, dx12 or gl. Default: WGCNN_BACKEND, else auto.
+    #[arg(long)]
+    backend: Option<BackendChoice>,
     /// Use the adapter whose name contains this text (case-insensitive).
     #[arg(long)]
     adapter: Option<String>,
@@ -99,7 +99,7 @@ pub struct TrainArgs {
     /// Stop after this many training steps in total.
     #[arg(long)]
     max_steps: Option<u64>,
-    /// Append one JSON object per epoch to this file (JSON Lines).
+    /// Write one JSON object per epoch to this file (JSON Lines), replacing the file.
     #[arg(long)]
     metrics: Option<PathBuf>,
     /// Print only the final result.
@@ -127,6 +127,8 @@ struct Job {
     config: FitConfig,
     normalization: Option<Normalization>,
     resume: Option<Checkpoint>,
+    /// The `--model` value, or the one a resumed checkpoint recorded.
+    model_name: String,
 }
 
 /// Loads one split of a data set from `data_dir` or the default places.
@@ -171,6 +173,9 @@ fn prepare(args: &TrainArgs) -> wgcnn::Result<Job> {
     }
     if args.max_steps == Some(0) {
         return Err(Error::invalid("--max-steps", "0 must be at least 1"));
+    }
+    if let Some(path) = &args.save {
+        checkpoint::check_save_path(path)?;
     }
     let resume = args.resume.as_deref().map(checkpoint::load).transpose()?;
     let dir = find_dataset_dir(args.dataset, args.data_dir.as_deref())?;
@@ -219,7 +224,14 @@ fn prepare(args: &TrainArgs) -> wgcnn::Result<Job> {
         max_steps: args.max_steps,
         ..FitConfig::default()
     };
+    let mut model_name = args
+        .model
+        .to_possible_value()
+        .map_or_else(|| format!("{:?}", args.model), |v| v.get_name().to_string());
     if let Some(checkpoint) = &resume {
+        if let Some(name) = checkpoint.training.get("model").and_then(|v| v.as_str()) {
+            model_name = name.to_string();
+        }
         config.seed = checkpoint.seed;
         if let Some(batch_size) = checkpoint
             .training
@@ -237,6 +249,7 @@ fn prepare(args: &TrainArgs) -> wgcnn::Result<Job> {
         lr,
         config,
         normalization,
+        model_name,
         resume,
     })
 }
@@ -246,8 +259,7 @@ pub fn run(args: TrainArgs) -> wgcnn::Result<()> {
     match args.device {
         DeviceChoice::Cpu => train_on(&CpuBackend, "cpu", "cpu", &args, job),
         DeviceChoice::Gpu => {
-            let mut options = GpuOptions::default().with_backend(args.backend);
-            options.adapter_name = args.adapter.clone();
+            let options = super::gpu_options(args.backend, args.adapter.as_deref())?;
             let gpu = GpuBackend::new(&options)?;
             let context = gpu.context();
             if context.is_software() && !args.quiet {
@@ -263,22 +275,41 @@ pub fn run(args: TrainArgs) -> wgcnn::Result<()> {
     }
 }
 
-fn schedule(args: &TrainArgs, job: &Job) -> LrSchedule {
+/// Steps in the whole run: every epoch's batches, or `--max-steps` when smaller.
+fn total_steps(job: &Job) -> u64 {
     let steps_per_epoch = job.train.len().div_ceil(job.config.batch_size) as u64;
-    let mut total_steps = steps_per_epoch * job.config.epochs as u64;
-    if let Some(max) = job.config.max_steps {
-        total_steps = total_steps.min(max);
-    }
-    match args.schedule {
+    let total = steps_per_epoch * job.config.epochs as u64;
+    job.config.max_steps.map_or(total, |max| total.min(max))
+}
+
+fn schedule(args: &TrainArgs, job: &Job) -> LrSchedule {
+    let schedule = match args.schedule {
         ScheduleChoice::Cosine => LrSchedule::Cosine {
-            total_steps,
+            total_steps: 0,
             min_lr: 0.0,
         },
         ScheduleChoice::Step => LrSchedule::Step {
-            step_size: (total_steps / 3).max(1),
+            step_size: 0,
             gamma: 0.1,
         },
         ScheduleChoice::Constant => LrSchedule::Constant,
+    };
+    replan(schedule, total_steps(job))
+}
+
+/// The same kind of schedule fitted to `total_steps`: cosine annealing over all of them, or
+/// step decay after each third.
+fn replan(schedule: LrSchedule, total_steps: u64) -> LrSchedule {
+    match schedule {
+        LrSchedule::Cosine { min_lr, .. } => LrSchedule::Cosine {
+            total_steps,
+            min_lr,
+        },
+        LrSchedule::Step { gamma, .. } => LrSchedule::Step {
+            step_size: (total_steps / 3).max(1),
+            gamma,
+        },
+        LrSchedule::Constant => LrSchedule::Constant,
     }
 }
 
@@ -286,7 +317,7 @@ fn schedule(args: &TrainArgs, job: &Job) -> LrSchedule {
 fn training_record(args: &TrainArgs, job: &Job) -> serde_json::Value {
     serde_json::json!({
         "dataset": args.dataset.name(),
-        "model": format!("{:?}", args.model),
+        "model": job.model_name,
         "epochs": job.config.epochs,
         "batch_size": job.config.batch_size,
         "seed": job.config.seed,
@@ -323,6 +354,10 @@ fn train_on<B: Backend>(
                     ),
                 ));
             }
+            // The schedule spans the new total of steps, so training longer than the first
+            // run continues with a rate instead of ending at the old schedule's final rate.
+            let mut optimizer = optimizer;
+            optimizer.schedule = replan(optimizer.schedule, total_steps(&job));
             if !args.quiet {
                 eprintln!(
                     "resuming from step {} (epoch {}) with the checkpoint's model, optimizer, seed and batch size",
@@ -359,8 +394,8 @@ fn train_on<B: Backend>(
     job.config.interrupt = Some(interrupt);
     if !args.quiet {
         eprintln!(
-            "training {:?} ({} parameters) on {} images, testing on {}, device {device} ({adapter})",
-            args.model,
+            "training {} ({} parameters) on {} images, testing on {}, device {device} ({adapter})",
+            job.model_name,
             model.parameter_count(),
             job.train.len(),
             job.test.len()
@@ -437,8 +472,12 @@ fn train_on<B: Backend>(
             source: error,
         });
     }
-    if let Some(last) = history.last() {
-        println!("test accuracy: {:.4}", last.test_accuracy);
+    match history.last() {
+        Some(last) => println!("test accuracy: {:.4}", last.test_accuracy),
+        None => eprintln!(
+            "nothing to train: the checkpoint is already at step {}, which --epochs {} or --max-steps reaches; raise them to train longer",
+            optimizer.step, job.config.epochs
+        ),
     }
     Ok(())
 }
