@@ -33,7 +33,7 @@ pub struct FitConfig {
     pub max_steps: Option<u64>,
     /// Images per evaluation batch. Default 500.
     pub eval_batch_size: usize,
-    /// Where to save a checkpoint after each epoch and when training stops early. Default
+    /// Checkpoint file, saved after each epoch and when training stops early. Default
     /// none.
     pub checkpoint: Option<CheckpointTarget>,
     /// Set by a signal handler to stop after the current step. Default none.
@@ -61,7 +61,7 @@ impl Default for FitConfig {
     }
 }
 
-/// What one epoch achieved.
+/// Metrics of one epoch.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EpochMetrics {
     /// Counting from 1.
@@ -331,7 +331,7 @@ impl<B: Backend> Trainer<B> {
     }
 }
 
-/// Saves a checkpoint when the configuration asks for one.
+/// Saves a checkpoint when the configuration names a checkpoint file.
 fn save_checkpoint<B: Backend>(
     backend: &B,
     model: &Model<B>,
@@ -363,7 +363,7 @@ pub fn epoch_order(seed: u64, epoch: usize, len: usize) -> Vec<usize> {
 /// An optimizer that has taken steps already (restored from a checkpoint) resumes at the
 /// epoch and batch its step count falls on.
 ///
-/// The observer sees every step and every epoch; returning `ControlFlow::Break` stops
+/// The observer receives every step and every epoch. Returning `ControlFlow::Break` stops
 /// training after the current step (the metrics of the epoch so far are still returned).
 ///
 /// # Errors
@@ -454,7 +454,7 @@ pub fn fit<B: Backend>(
                 .is_some_and(|flag| flag.load(Ordering::SeqCst))
             {
                 // The epoch is incomplete, so the checkpoint records the epochs before it;
-                // the optimizer's step count says where to resume.
+                // the optimizer's step count marks where to resume.
                 save_checkpoint(backend, model, optimizer, config, epoch - 1)?;
                 return Err(Error::Interrupted {
                     step: optimizer.step,

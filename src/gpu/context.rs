@@ -82,7 +82,7 @@ pub struct GpuOptions {
     pub backend: BackendChoice,
     /// Case-insensitive substring the adapter's name must contain. Default none.
     pub adapter_name: Option<String>,
-    /// Longest wait for one GPU submission before [`Error::Timeout`]. Default 300 s.
+    /// Maximum wait for one GPU submission before [`Error::Timeout`]. Default 300 s.
     pub timeout: Duration,
 }
 

@@ -55,9 +55,9 @@ fn uniform(rng: &mut ChaCha8Rng, shape: &[usize], bound: f32) -> ArrayD<f32> {
     ArrayD::from_shape_vec(IxDyn(shape), values).expect("length matches shape")
 }
 
-/// Initial values as PyTorch's defaults: weights Kaiming-uniform with `a = sqrt(5)`, which
-/// gives the bound `1 / sqrt(fan_in)`, biases uniform with the same bound; batch norm scale 1
-/// and shift 0.
+/// Draws initial values as PyTorch's defaults do. Weights are Kaiming-uniform with
+/// `a = sqrt(5)`, which gives the bound `1 / sqrt(fan_in)`, and biases are uniform with the
+/// same bound. Batch norm starts with scale 1 and shift 0.
 fn initial_values(spec: &LayerSpec, rng: &mut ChaCha8Rng) -> Vec<(&'static str, ArrayD<f32>)> {
     let shapes = spec.parameter_shapes();
     if let LayerSpec::BatchNorm2d { channels, .. } = spec {
