@@ -51,7 +51,7 @@ pub struct Checkpoint {
     tensors: HashMap<String, ArrayD<f32>>,
 }
 
-/// What [`save`] records besides the tensors.
+/// Metadata that [`save`] records besides the tensors.
 #[derive(Clone, Debug, Default)]
 pub struct SaveInfo {
     pub epoch: usize,
@@ -475,7 +475,7 @@ impl Checkpoint {
     }
 
     /// Builds an optimizer for `model` with the stored settings, state and step count, or
-    /// `None` when the checkpoint holds no optimizer.
+    /// `None` when the checkpoint contains no optimizer.
     pub fn build_optimizer<B: Backend>(
         &self,
         backend: &B,

@@ -1,5 +1,5 @@
 //! The command line rejects bad input with a one-paragraph error and a failure status, never
-//! a panic; and a short run on the test slice works end to end.
+//! a panic. A short run on the test slice also works end to end.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -18,7 +18,7 @@ fn slice_dir() -> String {
         .to_string()
 }
 
-/// Asserts a failure whose stderr mentions `expected` and holds no panic or backtrace.
+/// Asserts a failure whose stderr mentions `expected` and contains no panic or backtrace.
 fn assert_rejected(args: &[&str], expected: &str) {
     let output = wgcnn(args);
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -84,7 +84,7 @@ pub struct TrainArgs {
     /// Skip normalizing the inputs to zero mean and unit variance per channel.
     #[arg(long)]
     no_normalize: bool,
-    /// Where to train.
+    /// Device to train on.
     #[arg(long, value_enum, default_value = "gpu")]
     device: DeviceChoice,
     /// Graphics API for --device gpu: auto, vulkan, metal, dx12 or gl. Default: WGCNN_BACKEND, else auto.

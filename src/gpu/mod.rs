@@ -35,7 +35,7 @@ pub struct ResourceCounters {
     pub bind_groups: u64,
 }
 
-/// A uniform buffer that holds one dispatch's parameters, and the bytes last written to it.
+/// A uniform buffer that contains one dispatch's parameters, and the bytes last written to it.
 struct UniformSlot {
     buffer: wgpu::Buffer,
     contents: Vec<u8>,
@@ -87,7 +87,7 @@ impl std::fmt::Debug for GpuBackend {
 }
 
 impl GpuBackend {
-    /// Chooses an adapter as `options` say and creates the backend on it.
+    /// Chooses an adapter as `options` specify and creates the backend on it.
     ///
     /// # Errors
     /// [`Error::NoAdapter`] or [`Error::RequestDevice`], see [`GpuContext::new`].

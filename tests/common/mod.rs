@@ -66,7 +66,7 @@ pub fn random(rng: &mut impl Rng, shape: &[usize]) -> ArrayD<f32> {
 }
 
 /// Relative error `|actual - expected|₂ / |expected|₂` over the whole tensor, or infinity
-/// when the shapes differ or `actual` holds a NaN (an element the kernel never wrote).
+/// when the shapes differ or `actual` contains a NaN (an element the kernel never wrote).
 pub fn relative_error(actual: &ArrayD<f32>, expected: &ArrayD<f32>) -> f32 {
     if actual.shape() != expected.shape() {
         return f32::INFINITY;
