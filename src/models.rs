@@ -23,8 +23,9 @@ pub fn lenet(in_channels: usize, height: usize, width: usize, classes: usize) ->
 }
 
 /// A larger model with batch normalization and dropout: two blocks of conv 5x5 (padding 2),
-/// batch norm, ReLU and max-pool 2 with 32 and 64 channels, then dropout 0.25, linear → 256,
-/// ReLU, dropout 0.5, linear → `classes`.
+/// batch norm, ReLU and max-pool 2 with 32 and 64 channels, then dropout 0.1, linear → 256,
+/// ReLU, dropout 0.25, linear → `classes`. The dropout rates are lower than the classic 0.25
+/// and 0.5 because with those a run of a few epochs stays under-fitted on Fashion-MNIST.
 pub fn lenet_bn(in_channels: usize, height: usize, width: usize, classes: usize) -> Vec<LayerSpec> {
     let features = 64 * (height / 4) * (width / 4);
     vec![
@@ -37,10 +38,10 @@ pub fn lenet_bn(in_channels: usize, height: usize, width: usize, classes: usize)
         LayerSpec::Relu,
         LayerSpec::max_pool2d(2),
         LayerSpec::Flatten,
-        LayerSpec::Dropout { p: 0.25 },
+        LayerSpec::Dropout { p: 0.1 },
         LayerSpec::linear(features, 256),
         LayerSpec::Relu,
-        LayerSpec::Dropout { p: 0.5 },
+        LayerSpec::Dropout { p: 0.25 },
         LayerSpec::linear(256, classes),
     ]
 }

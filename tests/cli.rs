@@ -205,7 +205,45 @@ fn short_cpu_run_saves_and_evaluates() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("test accuracy"));
+
+    // MNIST has Fashion-MNIST's shapes, so only the recorded name can catch the mix-up.
+    let output = wgcnn(&[
+        "eval",
+        "--device",
+        "cpu",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        &data,
+        "--checkpoint",
+        &checkpoint,
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "eval on another data set passed");
+    assert!(
+        stderr.contains("mnist differs") && stderr.contains("--dataset fashion-mnist"),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn resume_rejects_options_that_the_checkpoint_fixes() {
+    for (option, value) in [
+        ("--model", "lenet-bn"),
+        ("--batch-size", "32"),
+        ("--lr", "0.1"),
+        ("--optimizer", "adam"),
+        ("--seed", "3"),
+    ] {
+        let output = wgcnn(&["train", "--resume", "some.safetensors", option, value]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{option}: {stderr}");
+        assert!(
+            stderr.contains("--resume") && stderr.contains(option),
+            "{option}: {stderr}"
+        );
+    }
 }
 
 #[test]

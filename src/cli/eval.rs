@@ -9,16 +9,16 @@ use wgcnn::gpu::{BackendChoice, GpuBackend};
 use wgcnn::train::Trainer;
 use wgcnn::{Backend, CpuBackend, Error};
 
-use super::train::{DeviceChoice, load_split, recorded_normalization};
+use super::train::{DeviceChoice, choose_dataset, load_split, recorded_normalization};
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// Checkpoint written by `wgcnn train --save`.
     #[arg(long)]
     checkpoint: PathBuf,
-    /// Data set to evaluate on.
-    #[arg(long, default_value = "fashion-mnist")]
-    dataset: DatasetKind,
+    /// Data set to evaluate on [default: the one the checkpoint recorded, else fashion-mnist].
+    #[arg(long)]
+    dataset: Option<DatasetKind>,
     /// Folder with the data set's files. Default: /usr/share/datasets/<dataset>, then
     /// ./data/<dataset>.
     #[arg(long)]
@@ -45,7 +45,8 @@ pub fn run(args: EvalArgs) -> wgcnn::Result<()> {
         ));
     }
     let checkpoint = checkpoint::load(&args.checkpoint)?;
-    let mut test = load_split(args.dataset, args.data_dir.as_deref(), Split::Test)?;
+    let dataset = choose_dataset(args.dataset, Some(&checkpoint))?;
+    let mut test = load_split(dataset, args.data_dir.as_deref(), Split::Test)?;
     if let Some(normalization) = recorded_normalization(&checkpoint) {
         test.normalize(&normalization)?;
     }

@@ -50,39 +50,50 @@ pub enum DeviceChoice {
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Data set to train on.
-    #[arg(long, value_enum, default_value = "fashion-mnist")]
-    dataset: DatasetKind,
+    /// Data set to train on [default: fashion-mnist, or the one a resumed checkpoint
+    /// recorded].
+    #[arg(long, value_enum)]
+    dataset: Option<DatasetKind>,
     /// Folder with the data set's files. Default: /usr/share/datasets/<dataset>, then
     /// ./data/<dataset>.
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Architecture.
-    #[arg(long, value_enum, default_value = "lenet")]
+    #[arg(long, value_enum, default_value = "lenet", conflicts_with = "resume")]
     model: ModelChoice,
     /// Passes over the training set.
     #[arg(long, default_value_t = 5)]
     epochs: usize,
     /// Images per training step.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, conflicts_with = "resume")]
     batch_size: usize,
     /// Base learning rate (default: 0.05 for SGD, 0.001 for Adam and AdamW).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "resume")]
     lr: Option<f32>,
     /// Update rule.
-    #[arg(long, value_enum, default_value = "sgd")]
+    #[arg(long, value_enum, default_value = "sgd", conflicts_with = "resume")]
     optimizer: OptimizerChoice,
     /// SGD momentum.
-    #[arg(long, allow_negative_numbers = true, default_value_t = 0.9)]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 0.9,
+        conflicts_with = "resume"
+    )]
     momentum: f32,
     /// Weight decay (L2 for SGD and Adam, decoupled for AdamW).
-    #[arg(long, allow_negative_numbers = true, default_value_t = 0.0)]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 0.0,
+        conflicts_with = "resume"
+    )]
     weight_decay: f32,
     /// Learning-rate schedule.
-    #[arg(long, value_enum, default_value = "cosine")]
+    #[arg(long, value_enum, default_value = "cosine", conflicts_with = "resume")]
     schedule: ScheduleChoice,
     /// Skip normalizing the inputs to zero mean and unit variance per channel.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     no_normalize: bool,
     /// Device to train on.
     #[arg(long, value_enum, default_value = "gpu")]
@@ -94,7 +105,7 @@ pub struct TrainArgs {
     #[arg(long)]
     adapter: Option<String>,
     /// Seed of the initial weights, the shuffling and dropout.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, conflicts_with = "resume")]
     seed: u64,
     /// Stop after this many training steps in total.
     #[arg(long)]
@@ -111,8 +122,9 @@ pub struct TrainArgs {
     /// Time each layer and phase of a few training steps, print the table and exit.
     #[arg(long)]
     profile: bool,
-    /// Continue from this checkpoint: its model, optimizer state, step, seed, batch size and
-    /// input normalization replace the options given here; --epochs is the new total.
+    /// Continue from this checkpoint with its model, optimizer, step, seed, batch size, data
+    /// set and input normalization; --epochs is the new total. The options that would change
+    /// those cannot be given with it.
     #[arg(long)]
     resume: Option<PathBuf>,
 }
@@ -129,6 +141,7 @@ struct Job {
     resume: Option<Checkpoint>,
     /// The `--model` value, or the one a resumed checkpoint recorded.
     model_name: String,
+    dataset: DatasetKind,
 }
 
 /// Loads one split of a data set from `data_dir` or the default places.
@@ -178,9 +191,10 @@ fn prepare(args: &TrainArgs) -> wgcnn::Result<Job> {
         checkpoint::check_save_path(path)?;
     }
     let resume = args.resume.as_deref().map(checkpoint::load).transpose()?;
-    let dir = find_dataset_dir(args.dataset, args.data_dir.as_deref())?;
-    let mut train = load_dataset(args.dataset, &dir, Split::Train)?;
-    let mut test = load_dataset(args.dataset, &dir, Split::Test)?;
+    let dataset = choose_dataset(args.dataset, resume.as_ref())?;
+    let dir = find_dataset_dir(dataset, args.data_dir.as_deref())?;
+    let mut train = load_dataset(dataset, &dir, Split::Train)?;
+    let mut test = load_dataset(dataset, &dir, Split::Test)?;
     let normalization = match &resume {
         Some(checkpoint) => recorded_normalization(checkpoint),
         // Statistics of the training set only, applied to both sets.
@@ -251,7 +265,35 @@ fn prepare(args: &TrainArgs) -> wgcnn::Result<Job> {
         normalization,
         model_name,
         resume,
+        dataset,
     })
+}
+
+/// The data set to use: `given` on the command line, else the one `checkpoint` recorded, else
+/// Fashion-MNIST. A `given` one that differs from the recorded one is an error, since MNIST and
+/// Fashion-MNIST have the same shapes and the mix-up would otherwise go unnoticed.
+pub fn choose_dataset(
+    given: Option<DatasetKind>,
+    checkpoint: Option<&Checkpoint>,
+) -> wgcnn::Result<DatasetKind> {
+    let recorded = checkpoint
+        .and_then(|c| c.training.get("dataset"))
+        .and_then(|v| v.as_str())
+        .and_then(|name| name.parse::<DatasetKind>().ok());
+    match (given, recorded) {
+        (Some(given), Some(recorded)) if given != recorded => Err(Error::invalid(
+            "--dataset",
+            format!(
+                "{} differs from the data set the checkpoint was trained on, {}; \
+                 drop --dataset or pass --dataset {}",
+                given.name(),
+                recorded.name(),
+                recorded.name()
+            ),
+        )),
+        (Some(kind), _) | (None, Some(kind)) => Ok(kind),
+        (None, None) => Ok(DatasetKind::FashionMnist),
+    }
 }
 
 pub fn run(args: TrainArgs) -> wgcnn::Result<()> {
@@ -314,9 +356,9 @@ fn replan(schedule: LrSchedule, total_steps: u64) -> LrSchedule {
 }
 
 /// The options recorded in checkpoints, which `--resume` and `wgcnn eval` read back.
-fn training_record(args: &TrainArgs, job: &Job) -> serde_json::Value {
+fn training_record(job: &Job) -> serde_json::Value {
     serde_json::json!({
-        "dataset": args.dataset.name(),
+        "dataset": job.dataset.name(),
         "model": job.model_name,
         "epochs": job.config.epochs,
         "batch_size": job.config.batch_size,
@@ -379,7 +421,7 @@ fn train_on<B: Backend>(
             info: SaveInfo {
                 epoch: 0,
                 seed: job.config.seed,
-                training: training_record(args, &job),
+                training: training_record(&job),
             },
         });
     }
