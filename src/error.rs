@@ -48,6 +48,13 @@ pub enum Error {
         what: &'static str,
     },
 
+    /// A host allocation the operating system refused.
+    #[error(
+        "tensor `{name}` needs {bytes} bytes, more than this machine could allocate; use a \
+         smaller batch size or a smaller model"
+    )]
+    OutOfMemory { name: String, bytes: u128 },
+
     /// A class label outside `0..classes`.
     #[error(
         "label {label} at index {index} is out of range for {classes} classes; labels must be in \

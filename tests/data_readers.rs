@@ -253,8 +253,9 @@ fn idx_rejects_trailing_bytes() {
 
 #[test]
 fn idx_rejects_oversized_header_without_allocating() {
-    // Dimensions whose product overflows usize, and ones that fit but describe 4 GB: both
-    // must be reported from the actual data length, not allocated.
+    // Dimensions whose product overflows usize, ones that describe 4 GB (over the 1 GiB cap,
+    // which a gzip bomb could otherwise fill), and ones under the cap with too little data:
+    // none may be allocated from the header's numbers.
     let overflow = idx_bytes(0x0000_0803, &[u32::MAX, u32::MAX, u32::MAX], &[0; 8]);
     assert_error(
         decode_idx_images(&overflow, Path::new("huge")),
@@ -264,9 +265,19 @@ fn idx_rejects_oversized_header_without_allocating() {
     assert_error(
         decode_idx_images(&large, Path::new("large")),
         &[
-            "truncated",
+            "large",
             "[65536, 256, 256]",
-            "4294967312 bytes",
+            "4294967296 bytes",
+            "1073741824",
+        ],
+    );
+    let short = idx_bytes(0x0000_0803, &[16384, 256, 256], &[0; 8]);
+    assert_error(
+        decode_idx_images(&short, Path::new("short")),
+        &[
+            "truncated",
+            "[16384, 256, 256]",
+            "1073741840 bytes",
             "has 24",
         ],
     );

@@ -269,24 +269,24 @@ fn prepare(args: &TrainArgs) -> wgcnn::Result<Job> {
     })
 }
 
-/// The data set to use: `given` on the command line, else the one `checkpoint` recorded, else
-/// Fashion-MNIST. A `given` one that differs from the recorded one is an error, since MNIST and
+/// Chooses the data set: `requested` on the command line, else the one `checkpoint` recorded,
+/// else Fashion-MNIST. A `requested` one that differs from the recorded one is an error, since MNIST and
 /// Fashion-MNIST have the same shapes and the mix-up would otherwise go unnoticed.
 pub fn choose_dataset(
-    given: Option<DatasetKind>,
+    requested: Option<DatasetKind>,
     checkpoint: Option<&Checkpoint>,
 ) -> wgcnn::Result<DatasetKind> {
     let recorded = checkpoint
         .and_then(|c| c.training.get("dataset"))
         .and_then(|v| v.as_str())
         .and_then(|name| name.parse::<DatasetKind>().ok());
-    match (given, recorded) {
-        (Some(given), Some(recorded)) if given != recorded => Err(Error::invalid(
+    match (requested, recorded) {
+        (Some(requested), Some(recorded)) if requested != recorded => Err(Error::invalid(
             "--dataset",
             format!(
                 "{} differs from the data set the checkpoint was trained on, {}; \
                  drop --dataset or pass --dataset {}",
-                given.name(),
+                requested.name(),
                 recorded.name(),
                 recorded.name()
             ),

@@ -50,7 +50,20 @@ impl Backend for CpuBackend {
                 format!("tensor `{label}` must have at least one element, got shape {shape:?}"),
             ));
         }
-        Ok(ArrayD::from_elem(IxDyn(shape), value))
+        // Fallible allocation, so that a shape too large for memory (say, from a crafted
+        // checkpoint) becomes an error instead of aborting the process.
+        let out_of_memory = || Error::OutOfMemory {
+            name: label.to_string(),
+            bytes: shape.iter().map(|&d| d as u128).product::<u128>() * 4,
+        };
+        let len = shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .ok_or_else(out_of_memory)?;
+        let mut data = Vec::new();
+        data.try_reserve_exact(len).map_err(|_| out_of_memory())?;
+        data.resize(len, value);
+        Ok(ArrayD::from_shape_vec(IxDyn(shape), data).expect("the length is the shape's product"))
     }
 
     fn tensor(&self, label: &str, data: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>> {

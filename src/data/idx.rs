@@ -25,6 +25,11 @@ pub const IDX_CLASSES: usize = 10;
 /// The first two bytes of every gzip stream (RFC 1952).
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
+/// The most data bytes one IDX file may declare: 1 GiB, over 20 times the Fashion-MNIST
+/// training images. A gzip stream expands up to about 1000 to 1, so without a cap a small
+/// crafted file could make the reader store gigabytes, and four times that as `f32` pixels.
+pub const MAX_IDX_DATA_BYTES: usize = 1 << 30;
+
 /// The IDX type code of unsigned bytes, the third byte of the magic number.
 const IDX_UNSIGNED_BYTE: u8 = 0x08;
 
@@ -270,6 +275,16 @@ fn parse_idx(
             ),
         ));
     };
+    if data_len > MAX_IDX_DATA_BYTES {
+        return Err(file_error(
+            path,
+            format!(
+                "the IDX header declares dimensions {dimensions:?}, {data_len} bytes of data, \
+                 more than the {MAX_IDX_DATA_BYTES} bytes wgcnn reads from one file; split the \
+                 data set into smaller files"
+            ),
+        ));
+    }
     // The expected total may exceed usize on a 32-bit target, so it is computed in u128.
     let expected_len = header_len as u128 + data_len as u128;
 

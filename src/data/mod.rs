@@ -20,8 +20,8 @@ pub use cifar::{
 };
 pub use dataset::Dataset;
 pub use idx::{
-    IDX_CLASSES, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, decode_idx_images, decode_idx_labels,
-    load_fashion_mnist, load_idx_pair, load_mnist,
+    IDX_CLASSES, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, MAX_IDX_DATA_BYTES, decode_idx_images,
+    decode_idx_labels, load_fashion_mnist, load_idx_pair, load_mnist,
 };
 pub use locate::{DatasetKind, find_dataset_dir, load_dataset};
 pub use normalize::Normalization;
