@@ -71,12 +71,19 @@ pub enum Error {
     Gpu(String),
 
     /// The device was lost (driver reset, GPU removed).
-    #[error("GPU device lost: {0}")]
+    #[error(
+        "the GPU device was lost ({0}), as after a driver reset or a removed GPU; start wgcnn \
+         again, with --resume from the last checkpoint when training"
+    )]
     DeviceLost(String),
 
     /// A wait on the GPU took longer than the configured timeout.
-    #[error("timed out after {seconds} s waiting for the GPU ({what})")]
-    Timeout { what: &'static str, seconds: u64 },
+    #[error(
+        "timed out after {seconds} s waiting for the GPU ({what}); the GPU may have hung, or \
+         the work is too slow for it: try a smaller batch size, or allow a longer wait with \
+         WGCNN_GPU_TIMEOUT=SECONDS"
+    )]
+    Timeout { what: &'static str, seconds: f64 },
 
     /// A data or checkpoint file that could not be read or is malformed.
     #[error("{}: {message}", path.display())]

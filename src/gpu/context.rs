@@ -11,6 +11,8 @@ use crate::error::{Error, Result};
 pub const BACKEND_ENV: &str = "WGCNN_BACKEND";
 /// Environment variable with a case-insensitive substring of the adapter's name.
 pub const ADAPTER_ENV: &str = "WGCNN_ADAPTER";
+/// Environment variable with the longest wait for the GPU, in seconds (default 300).
+pub const TIMEOUT_ENV: &str = "WGCNN_GPU_TIMEOUT";
 
 /// The graphics API wgpu runs on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -97,11 +99,12 @@ impl Default for GpuOptions {
 }
 
 impl GpuOptions {
-    /// Options with the backend and adapter filter read from `WGCNN_BACKEND` and
-    /// `WGCNN_ADAPTER` when they are set.
+    /// Options with the backend, adapter filter and timeout read from `WGCNN_BACKEND`,
+    /// `WGCNN_ADAPTER` and `WGCNN_GPU_TIMEOUT` when they are set.
     ///
     /// # Errors
-    /// [`Error::UnknownBackend`] when `WGCNN_BACKEND` names no known backend.
+    /// [`Error::UnknownBackend`] when `WGCNN_BACKEND` names no known backend;
+    /// [`Error::InvalidArgument`] when `WGCNN_GPU_TIMEOUT` is not a positive number of seconds.
     pub fn from_env() -> Result<Self> {
         let mut options = Self::default();
         if let Ok(name) = std::env::var(BACKEND_ENV) {
@@ -111,6 +114,20 @@ impl GpuOptions {
             && !filter.is_empty()
         {
             options.adapter_name = Some(filter);
+        }
+        if let Ok(text) = std::env::var(TIMEOUT_ENV) {
+            options.timeout = text
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|seconds| seconds.is_finite() && *seconds > 0.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        TIMEOUT_ENV,
+                        format!("`{text}` is not a positive number of seconds, such as 600"),
+                    )
+                })?;
         }
         Ok(options)
     }
@@ -294,7 +311,11 @@ impl GpuContext {
         let lost_sink = Arc::clone(&lost);
         device.set_device_lost_callback(move |reason, message| {
             if let Ok(mut lost) = lost_sink.lock() {
-                *lost = Some(format!("{reason:?}: {message}"));
+                *lost = Some(if message.is_empty() {
+                    format!("{reason:?}")
+                } else {
+                    format!("{reason:?}: {message}")
+                });
             }
         });
         log::info!(
@@ -315,6 +336,17 @@ impl GpuContext {
         })
     }
 
+    /// Builds an [`Error::Gpu`] with `message`, or [`Error::DeviceLost`] when the device is gone,
+    /// since a lost device makes every later call fail with a less telling message.
+    pub(crate) fn failure(&self, message: String) -> Error {
+        // Device-lost callbacks run from a poll, so one is made first to let it arrive.
+        let _ = self.device.poll(wgpu::PollType::Poll);
+        match self.lost.lock().ok().and_then(|lost| lost.clone()) {
+            Some(lost) => Error::DeviceLost(lost),
+            None => Error::Gpu(message),
+        }
+    }
+
     /// Returns the first error wgpu reported since the last check, if any.
     pub fn check_errors(&self) -> Result<()> {
         if let Ok(lost) = self.lost.lock()
@@ -332,10 +364,11 @@ impl GpuContext {
         let first = errors.remove(0);
         let more = errors.len();
         errors.clear();
+        drop(errors);
         if more > 0 {
-            Err(Error::Gpu(format!("{first} (and {more} more errors)")))
+            Err(self.failure(format!("{first} (and {more} more errors)")))
         } else {
-            Err(Error::Gpu(first))
+            Err(self.failure(first))
         }
     }
 
@@ -358,7 +391,7 @@ impl GpuContext {
             Ok(_) => self.check_errors(),
             Err(wgpu::PollError::Timeout) => Err(Error::Timeout {
                 what,
-                seconds: self.timeout.as_secs(),
+                seconds: self.timeout.as_secs_f64(),
             }),
             Err(error) => {
                 self.check_errors()?;

@@ -159,7 +159,10 @@ impl GpuBackend {
         buffer
             .slice(..)
             .get_mapped_range_mut()
-            .map_err(|error| Error::Gpu(format!("failed to map a uniform buffer: {error}")))?
+            .map_err(|error| {
+                self.ctx
+                    .failure(format!("failed to map a uniform buffer: {error}"))
+            })?
             .copy_from_slice(bytes);
         buffer.unmap();
         self.count(|c| c.buffers += 1);

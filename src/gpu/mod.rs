@@ -182,7 +182,10 @@ impl GpuBackend {
         buffer
             .slice(..)
             .get_mapped_range_mut()
-            .map_err(|error| Error::Gpu(format!("failed to map buffer `{name}`: {error}")))?
+            .map_err(|error| {
+                self.ctx
+                    .failure(format!("failed to map buffer `{name}`: {error}"))
+            })?
             .copy_from_slice(contents);
         buffer.unmap();
         self.count(|c| c.buffers += 1);
@@ -335,13 +338,18 @@ impl GpuBackend {
         self.ctx.wait("reading a buffer back")?;
         match pollster::block_on(receiver.receive()) {
             Some(Ok(())) => {}
-            Some(Err(error)) => return Err(Error::Gpu(format!("failed to map a buffer: {error}"))),
-            None => return Err(Error::Gpu("the buffer mapping was cancelled".into())),
+            Some(Err(error)) => {
+                return Err(self.ctx.failure(format!("failed to map a buffer: {error}")));
+            }
+            None => return Err(self.ctx.failure("the buffer mapping was cancelled".into())),
         }
         let bytes = staging
             .slice(..)
             .get_mapped_range()
-            .map_err(|error| Error::Gpu(format!("failed to read a mapped buffer: {error}")))?
+            .map_err(|error| {
+                self.ctx
+                    .failure(format!("failed to read a mapped buffer: {error}"))
+            })?
             .to_vec();
         staging.unmap();
 
