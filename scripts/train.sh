@@ -5,7 +5,14 @@
 # go to `wgcnn train`, such as `--epochs 1` or `--device cpu`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Mesa's drivers print an error when XDG_RUNTIME_DIR is unset, as under sudo or in containers.
+# A private folder for this run keeps that line out of wgcnn's own messages.
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+    XDG_RUNTIME_DIR="$(mktemp -d)"
+    export XDG_RUNTIME_DIR
+    trap 'rmdir "$XDG_RUNTIME_DIR" 2>/dev/null || true' EXIT
+fi
 
 bash scripts/install-deps.sh --data
 cargo build --release --locked --quiet
-exec ./target/release/wgcnn train "$@"
+./target/release/wgcnn train "$@"

@@ -326,6 +326,15 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Checkpoint> {
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
+        if let Some((index, value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(file_error(
+                path,
+                format!(
+                    "tensor `{name}` holds {value} at index {index}; checkpoints hold only finite \
+                     numbers, so the file is corrupt"
+                ),
+            ));
+        }
         let array = ArrayD::from_shape_vec(IxDyn(view.shape()), values).map_err(|error| {
             file_error(
                 path,

@@ -232,6 +232,60 @@ fn truncated_and_corrupt_checkpoints_are_rejected() {
 }
 
 #[test]
+fn checkpoint_with_non_finite_values_is_rejected() {
+    let cpu = CpuBackend;
+    for bad in [f32::NAN, f32::INFINITY] {
+        let (mut model, optimizer) = new_run(&cpu, momentum_sgd());
+        let (name, weight) = model.named_tensors_mut().into_iter().next().unwrap();
+        weight.as_slice_mut().unwrap()[3] = bad;
+        let bytes =
+            checkpoint::to_bytes(&cpu, &model, Some(&optimizer), &SaveInfo::default()).unwrap();
+        let error =
+            checkpoint::from_bytes(std::path::Path::new("bad.safetensors"), &bytes).unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, Error::File { .. }), "{message}");
+        assert!(
+            message.contains(&format!("`model.{name}` holds {bad} at index 3")),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn schedules_of_zero_length_are_rejected() {
+    let cpu = CpuBackend;
+    let model = Model::new(&cpu, &[2, 7, 7], &small_specs(), 5).unwrap();
+    for (schedule, name) in [
+        (
+            LrSchedule::Step {
+                step_size: 0,
+                gamma: 0.1,
+            },
+            "step size",
+        ),
+        (
+            LrSchedule::Cosine {
+                total_steps: 0,
+                min_lr: 0.0,
+            },
+            "cosine schedule length",
+        ),
+        (
+            LrSchedule::Cosine {
+                total_steps: 10,
+                min_lr: f32::NAN,
+            },
+            "minimum learning rate",
+        ),
+    ] {
+        let Err(error) = Optimizer::new(&cpu, &model, momentum_sgd(), 0.1, schedule) else {
+            panic!("{schedule:?} was accepted");
+        };
+        assert!(error.to_string().contains(name), "{error}");
+    }
+}
+
+#[test]
 fn checkpoint_from_newer_format_is_rejected() {
     let cpu = CpuBackend;
     let (model, _) = new_run(&cpu, momentum_sgd());

@@ -80,6 +80,14 @@ fn bench_rejects_zero_steps() {
 }
 
 #[test]
+fn bench_rejects_filter_that_matches_nothing() {
+    assert_rejected(
+        &["bench", "--device", "cpu", "--filter", "no-such-op"],
+        "`no-such-op` is part of no benchmark's name",
+    );
+}
+
+#[test]
 fn train_names_missing_data_and_how_to_get_it() {
     assert_rejected(
         &[

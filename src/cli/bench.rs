@@ -81,6 +81,16 @@ pub fn run(args: BenchArgs) -> wgcnn::Result<()> {
     if matches!(args.device, BenchDevices::Cpu | BenchDevices::Both) {
         results.extend(run_on(&CpuBackend, "cpu", &args)?);
     }
+    if results.is_empty() {
+        return Err(wgcnn::Error::invalid(
+            "--filter",
+            format!(
+                "`{}` is part of no benchmark's name; try `matmul`, `conv`, `pool`, `relu`, \
+                 `fc`, `cross_entropy`, `sgd` or `step`, or leave it out to run them all",
+                args.filter
+            ),
+        ));
+    }
     if args.json {
         for row in &results {
             println!("{}", serde_json::to_string(row).expect("rows serialize"));

@@ -74,6 +74,50 @@ pub struct Optimizer<B: Backend> {
     pub step: u64,
 }
 
+/// Checks a learning-rate schedule: a step size and a cosine length of at least one step, a
+/// positive finite decay factor and a finite, non-negative final rate.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming the value and its valid range.
+pub fn check_schedule(schedule: &LrSchedule) -> Result<()> {
+    match *schedule {
+        LrSchedule::Constant => Ok(()),
+        LrSchedule::Step { step_size, gamma } => {
+            if step_size == 0 {
+                return Err(Error::invalid(
+                    "step size",
+                    "0 must be at least 1 step between decays",
+                ));
+            }
+            if !(gamma.is_finite() && gamma > 0.0) {
+                return Err(Error::invalid(
+                    "gamma",
+                    format!("{gamma} must be a positive finite factor, such as 0.1"),
+                ));
+            }
+            Ok(())
+        }
+        LrSchedule::Cosine {
+            total_steps,
+            min_lr,
+        } => {
+            if total_steps == 0 {
+                return Err(Error::invalid(
+                    "cosine schedule length",
+                    "0 must be at least 1 step, usually the steps of the whole run",
+                ));
+            }
+            if !(min_lr.is_finite() && min_lr >= 0.0) {
+                return Err(Error::invalid(
+                    "minimum learning rate",
+                    format!("{min_lr} must be 0 or a positive finite number"),
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Checks a learning rate and the optimizer's hyperparameters.
 ///
 /// # Errors
@@ -143,6 +187,7 @@ impl<B: Backend> Optimizer<B> {
         schedule: LrSchedule,
     ) -> Result<Self> {
         check_hyperparameters(&kind, lr)?;
+        check_schedule(&schedule)?;
         let mut state = Vec::new();
         for (index, layer) in model.layers.iter().enumerate() {
             let mut layer_state = Vec::new();
