@@ -100,29 +100,26 @@ impl PlaneWindows {
         start..end
     }
 
-    /// Returns the offsets in the plane of the rows that window `(oh, ow)` covers, and the
-    /// columns it covers in each.
-    fn window(&self, oh: usize, ow: usize) -> (impl Iterator<Item = usize>, Range<usize>) {
+    /// Returns the plane index of the first maximum of window `(oh, ow)`, in row-major order.
+    fn argmax(&self, plane: &[f32], oh: usize, ow: usize) -> usize {
         let p = &self.params;
         let rows = Self::span(oh, p.kernel[0], p.stride[0], p.padding[0], self.in_height);
         let cols = Self::span(ow, p.kernel[1], p.stride[1], p.padding[1], self.in_width);
-        let in_width = self.in_width;
-        (rows.map(move |ih| ih * in_width), cols)
-    }
-
-    /// Returns the plane index of the first maximum of window `(oh, ow)`, in row-major order.
-    fn argmax(&self, plane: &[f32], oh: usize, ow: usize) -> usize {
-        let (rows, cols) = self.window(oh, ow);
-        let mut best: Option<(usize, f32)> = None;
-        for row in rows {
-            for (index, &value) in plane[row..][cols.clone()].iter().enumerate() {
-                if best.is_none_or(|(_, max)| value > max) {
-                    best = Some((row + cols.start + index, value));
+        // A padding of at most half the window leaves at least one input position in each
+        // window, so the first position of the spans is inside the plane.
+        let mut best = rows.start * self.in_width + cols.start;
+        let mut max = plane[best];
+        for ih in rows {
+            let row_start = ih * self.in_width + cols.start;
+            let row = &plane[row_start..row_start + cols.len()];
+            for (offset, &value) in row.iter().enumerate() {
+                if value > max {
+                    max = value;
+                    best = row_start + offset;
                 }
             }
         }
-        // A padding of at most half the window leaves at least one input position in each window.
-        best.expect("every window covers an input position").0
+        best
     }
 }
 
