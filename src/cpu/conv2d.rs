@@ -172,9 +172,16 @@ impl Geometry {
                         let (before, inside, after) = col_span.split(out_row);
                         before.fill(0.0);
                         after.fill(0.0);
-                        let read = in_row[col_span.first_input..].iter().step_by(col_stride);
-                        for (value, &input) in inside.iter_mut().zip(read) {
-                            *value = input;
+                        let read = &in_row[col_span.first_input..];
+                        // A slice copy for stride 1 is several times faster than the
+                        // element-wise copy through `step_by`, which does not vectorize.
+                        if col_stride == 1 {
+                            inside.copy_from_slice(&read[..inside.len()]);
+                        } else {
+                            let read = read.iter().step_by(col_stride);
+                            for (value, &input) in inside.iter_mut().zip(read) {
+                                *value = input;
+                            }
                         }
                     }
                 }
@@ -201,11 +208,17 @@ impl Geometry {
                         };
                         let in_row = &mut channel[ih * s.in_width..(ih + 1) * s.in_width];
                         let inside = &out_row[col_span.outputs.clone()];
-                        let write = in_row[col_span.first_input..]
-                            .iter_mut()
-                            .step_by(col_stride);
-                        for (input, &value) in write.zip(inside) {
-                            *input += value;
+                        let write = &mut in_row[col_span.first_input..];
+                        if col_stride == 1 {
+                            let write = &mut write[..inside.len()];
+                            for (input, &value) in write.iter_mut().zip(inside) {
+                                *input += value;
+                            }
+                        } else {
+                            let write = write.iter_mut().step_by(col_stride);
+                            for (input, &value) in write.zip(inside) {
+                                *input += value;
+                            }
                         }
                     }
                 }
