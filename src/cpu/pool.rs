@@ -65,22 +65,35 @@ const PLANES_PER_TASK: usize = 8;
 
 /// The windows of a pooling over planes of `in_height x in_width` values in row-major order.
 struct PlaneWindows {
-    params: Pool2dParams,
     in_height: usize,
     in_width: usize,
     out_height: usize,
     out_width: usize,
+    /// The input rows that each output row's windows cover, leaving out the padding.
+    row_spans: Vec<Range<usize>>,
+    /// The input columns that each output column's windows cover, leaving out the padding.
+    col_spans: Vec<Range<usize>>,
 }
 
 impl PlaneWindows {
     /// Returns the pooling windows for an `[n, c, h, w]` input and its output shape.
     fn new(params: &Pool2dParams, input: &[usize], output: [usize; 4]) -> PlaneWindows {
+        let [in_height, in_width] = [input[2], input[3]];
+        let [out_height, out_width] = [output[2], output[3]];
+        let [kernel_h, kernel_w] = params.kernel;
+        let [stride_h, stride_w] = params.stride;
+        let [pad_h, pad_w] = params.padding;
         PlaneWindows {
-            params: *params,
-            in_height: input[2],
-            in_width: input[3],
-            out_height: output[2],
-            out_width: output[3],
+            in_height,
+            in_width,
+            out_height,
+            out_width,
+            row_spans: (0..out_height)
+                .map(|oh| Self::span(oh, kernel_h, stride_h, pad_h, in_height))
+                .collect(),
+            col_spans: (0..out_width)
+                .map(|ow| Self::span(ow, kernel_w, stride_w, pad_w, in_width))
+                .collect(),
         }
     }
 
@@ -102,9 +115,8 @@ impl PlaneWindows {
 
     /// Returns the plane index of the first maximum of window `(oh, ow)`, in row-major order.
     fn argmax(&self, plane: &[f32], oh: usize, ow: usize) -> usize {
-        let p = &self.params;
-        let rows = Self::span(oh, p.kernel[0], p.stride[0], p.padding[0], self.in_height);
-        let cols = Self::span(ow, p.kernel[1], p.stride[1], p.padding[1], self.in_width);
+        let rows = self.row_spans[oh].clone();
+        let cols = self.col_spans[ow].clone();
         // A padding of at most half the window leaves at least one input position in each
         // window, so the first position of the spans is inside the plane.
         let mut best = rows.start * self.in_width + cols.start;
