@@ -202,6 +202,13 @@ fn conv2d_matrix_product_matches_loops() {
         bias: true,
         params: conv([1, 1], [2, 2], [1, 1]),
     });
+    // More images than one parallel task takes, in a count no task size divides.
+    all.push(Case {
+        x: [9, 3, 11, 10],
+        weight: [5, 3, 3, 4],
+        bias: true,
+        params: conv([2, 1], [1, 2], [1, 1]),
+    });
     for case in all {
         let what = format!("x {:?} weight {:?} {:?}", case.x, case.weight, case.params);
         let x = random(&mut rng, &case.x);
@@ -249,6 +256,42 @@ fn conv2d_accepts_non_standard_layouts() {
     let mut y = ArrayD::from_elem(IxDyn(&[2, 3, 6, 2]), f32::NAN);
     conv2d::forward(&x_t, &weight_t, None, &params, &mut y).unwrap();
     assert_close("y from transposed layouts", &y, &expected, SUM_TOLERANCE);
+
+    // An output stored transposed is written through a copy.
+    let mut y_t = ArrayD::from_elem(IxDyn(&[2, 6, 3, 2]), f32::NAN).reversed_axes();
+    assert!(!y_t.is_standard_layout());
+    conv2d::forward(&x, &weight, None, &params, &mut y_t).unwrap();
+    assert_close("y into a transposed output", &y_t, &expected, SUM_TOLERANCE);
+
+    let mut expected = ArrayD::zeros(IxDyn(&[2, 2, 6, 7]));
+    conv2d::backward_input_reference(&y, &weight, &params, &mut expected).unwrap();
+    let mut dx_t = ArrayD::from_elem(IxDyn(&[7, 6, 2, 2]), f32::NAN).reversed_axes();
+    conv2d::backward_input(&y, &weight_t, &params, &mut dx_t).unwrap();
+    assert_close(
+        "dx into a transposed output",
+        &dx_t,
+        &expected,
+        SUM_TOLERANCE,
+    );
+}
+
+#[test]
+fn conv2d_weight_gradient_repeats_bits() {
+    let mut rng = rng("conv2d_weight_gradient_repeats_bits");
+    let params = conv([1, 1], [2, 2], [1, 1]);
+    let x = random(&mut rng, &[13, 3, 9, 9]);
+    let dy = random(&mut rng, &[13, 4, 9, 9]);
+
+    let mut first = ArrayD::from_elem(IxDyn(&[4, 3, 5, 5]), f32::NAN);
+    let mut second = first.clone();
+    conv2d::backward_weight(&x, &dy, &params, &mut first).unwrap();
+    conv2d::backward_weight(&x, &dy, &params, &mut second).unwrap();
+    let bits = |a: &ArrayD<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(
+        bits(&first),
+        bits(&second),
+        "dweight differs between two runs"
+    );
 }
 
 /// Runs one PyTorch case on `backend`: y, and the gradients of x, weight and bias.

@@ -113,6 +113,37 @@ fn same_seed_gives_identical_gpu_weights() {
     }
 }
 
+/// The CPU path splits batches into fixed-size tasks and adds their partial sums in batch
+/// order, so neither the thread count nor the schedule changes a bit of the weights.
+#[test]
+fn cpu_weights_repeat_across_thread_counts() {
+    let mut rng = rng("cpu_weights_repeat_across_thread_counts");
+    let data = small_data(&mut rng, 20);
+    let kind = OptimizerKind::Sgd(SgdConfig {
+        momentum: 0.9,
+        ..SgdConfig::default()
+    });
+    let train_on = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| train_small(&CpuBackend, kind, &data, 4))
+    };
+    let first = train_on(1);
+    for threads in [1, 3] {
+        let second = train_on(threads);
+        for ((name, a), (_, b)) in first.iter().zip(&second) {
+            let a_bits: Vec<u32> = a.iter().map(|v| v.to_bits()).collect();
+            let b_bits: Vec<u32> = b.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(
+                a_bits, b_bits,
+                "{name} on {threads} threads differs from 1 thread"
+            );
+        }
+    }
+}
+
 #[test]
 fn training_step_creates_no_gpu_resources() {
     let mut rng = rng("training_step_creates_no_gpu_resources");

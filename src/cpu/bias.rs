@@ -1,6 +1,6 @@
 //! Gradient of a per-channel bias.
 
-use ndarray::{ArrayD, Axis};
+use ndarray::ArrayD;
 
 use crate::error::{Error, Result};
 use crate::params::expect_shape;
@@ -41,7 +41,7 @@ pub(crate) fn check_backward(dy: &[usize], dbias: &[usize]) -> Result<BiasShape>
 }
 
 /// Computes `dbias[c] = Σ dy[b, c, ...]`, the sum over every axis but 1, accumulated in
-/// `f64`.
+/// `f64` plane by plane in batch order.
 ///
 /// # Shapes
 /// `dy`: `[n, c]` or `[n, c, h, w]`; `dbias`: `[c]`.
@@ -49,9 +49,32 @@ pub(crate) fn check_backward(dy: &[usize], dbias: &[usize]) -> Result<BiasShape>
 /// # Errors
 /// [`Error::Shape`] when `dy` has another rank or `dbias` is not `[c]`.
 pub fn backward(dy: &ArrayD<f32>, dbias: &mut ArrayD<f32>) -> Result<()> {
-    check_backward(dy.shape(), dbias.shape())?;
-    for (channel, dbias) in dy.axis_iter(Axis(1)).zip(dbias.iter_mut()) {
-        *dbias = channel.iter().map(|&g| f64::from(g)).sum::<f64>() as f32;
+    let shape = check_backward(dy.shape(), dbias.shape())?;
+    let dy = dy.as_standard_layout();
+    let dy = dy.as_slice().expect("standard layout is contiguous");
+
+    let mut sums = vec![0.0f64; shape.channels];
+    for image in dy.chunks_exact(shape.channels * shape.spatial) {
+        for (sum, plane) in sums.iter_mut().zip(image.chunks_exact(shape.spatial)) {
+            *sum += sum_f64(plane);
+        }
+    }
+    for (dbias, &sum) in dbias.iter_mut().zip(&sums) {
+        *dbias = sum as f32;
     }
     Ok(())
+}
+
+/// Sums `values` in `f64` over eight interleaved partial sums. The order is fixed, so the
+/// result repeats bit for bit, and the compiler can vectorize the eight independent sums.
+fn sum_f64(values: &[f32]) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let chunks = values.chunks_exact(lanes.len());
+    let rest: f64 = chunks.remainder().iter().map(|&v| f64::from(v)).sum();
+    for chunk in chunks {
+        for (lane, &value) in lanes.iter_mut().zip(chunk) {
+            *lane += f64::from(value);
+        }
+    }
+    lanes.iter().sum::<f64>() + rest
 }

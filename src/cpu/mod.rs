@@ -20,6 +20,22 @@ use crate::error::{Error, Result};
 use crate::labels::check_labels;
 use crate::params::{Activation, AdamConfig, Conv2dParams, Pool2dParams, SgdConfig};
 
+/// Runs `compute` on the values of `output` as one row-major slice, through a copy when
+/// `output` is laid out otherwise.
+pub(crate) fn write_row_major(output: &mut ArrayD<f32>, compute: impl FnOnce(&mut [f32])) {
+    if let Some(values) = output.as_slice_mut() {
+        compute(values);
+    } else {
+        let mut standard = ArrayD::zeros(output.raw_dim());
+        compute(
+            standard
+                .as_slice_mut()
+                .expect("a new array is in standard layout"),
+        );
+        output.assign(&standard);
+    }
+}
+
 /// The CPU implementation of [`Backend`]: tensors are `ArrayD<f32>`, labels `Vec<u32>`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CpuBackend;
