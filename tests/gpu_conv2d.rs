@@ -121,6 +121,15 @@ fn cases() -> Vec<Case> {
             bias: true,
             params: conv([2, 1], [1, 2], [1, 2]),
         },
+        Case {
+            // The input gradient as the implicit product of the flipped weights: stride 1,
+            // unequal padding, 12 · 3 · 5 taps per flipped weight row, and 5 input channels
+            // (a partial block of 8).
+            x: [3, 5, 9, 11],
+            weight: [12, 5, 3, 5],
+            bias: false,
+            params: conv([1, 1], [2, 1], [1, 1]),
+        },
     ]
 }
 

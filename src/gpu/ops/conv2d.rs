@@ -16,6 +16,7 @@ const FORWARD_GEMM: Kernel = Kernel::new(Shader::Conv2dSubgroup, "forward_gemm")
 const FORWARD_GEMM_BIAS: Kernel = Kernel::new(Shader::Conv2dSubgroup, "forward_gemm_bias");
 const BACKWARD_INPUT: Kernel = Kernel::new(Shader::Conv2d, "backward_input");
 const BACKWARD_INPUT_ROW: Kernel = Kernel::new(Shader::Conv2d, "backward_input_row");
+const FLIP_WEIGHT: Kernel = Kernel::new(Shader::Conv2d, "flip_weight");
 const BACKWARD_WEIGHT: Kernel = Kernel::new(Shader::Conv2d, "backward_weight");
 const BACKWARD_WEIGHT_ROW: Kernel = Kernel::new(Shader::Conv2d, "backward_weight_row");
 
@@ -296,6 +297,11 @@ pub(crate) fn backward_input(
 ) -> Result<()> {
     let shape = check_backward_input(&dy.shape, &weight.shape, params, &dx.shape)?;
     check_indices("conv2d backward input", &shape, params)?;
+    if let Some((flipped_shape, flipped_params)) = transposed_forward(&shape, params)
+        && Conv2dVariant::choose(gpu, &flipped_shape) == Conv2dVariant::Gemm
+    {
+        return backward_input_gemm(gpu, dy, weight, &shape, &flipped_shape, &flipped_params, dx);
+    }
 
     let (kernel, row_tiles) = if slides_along_rows(params) {
         (BACKWARD_INPUT_ROW, shape.in_width.div_ceil(ROW))
@@ -313,6 +319,63 @@ pub(crate) fn backward_input(
         tiles,
         channel_tiles,
     )
+}
+
+/// The forward convolution that computes the input gradient of `shape`, where one exists:
+/// with stride and dilation 1 and padding below the kernel size, dx is the convolution of
+/// dy with the flipped, transposed weights and padding `kernel − 1 − padding`.
+fn transposed_forward(
+    shape: &Conv2dShape,
+    params: &Conv2dParams,
+) -> Option<(Conv2dShape, Conv2dParams)> {
+    let kernel = [shape.kernel_height, shape.kernel_width];
+    let applies = params.stride == [1, 1]
+        && params.dilation == [1, 1]
+        && (0..2).all(|axis| params.padding[axis] < kernel[axis]);
+    applies.then(|| {
+        let flipped_shape = Conv2dShape {
+            batch_size: shape.batch_size,
+            in_channels: shape.out_channels,
+            in_height: shape.out_height,
+            in_width: shape.out_width,
+            out_channels: shape.in_channels,
+            kernel_height: shape.kernel_height,
+            kernel_width: shape.kernel_width,
+            out_height: shape.in_height,
+            out_width: shape.in_width,
+        };
+        let flipped_params = Conv2dParams {
+            padding: [0, 1].map(|axis| kernel[axis] - 1 - params.padding[axis]),
+            ..*params
+        };
+        (flipped_shape, flipped_params)
+    })
+}
+
+/// Records the input gradient as the implicit forward product of dy with the flipped,
+/// transposed weights, which a small kernel writes into a scratch tensor first. On lavapipe
+/// (the shared 2-core machine, loaded) it ran the LeNet conv2 input gradient at batch 64 in
+/// 36 and 47 ms against 52 and 49 ms for `backward_input_row`, in alternating runs.
+fn backward_input_gemm(
+    gpu: &GpuBackend,
+    dy: &GpuTensor,
+    weight: &GpuTensor,
+    shape: &Conv2dShape,
+    flipped_shape: &Conv2dShape,
+    flipped_params: &Conv2dParams,
+    dx: &mut GpuTensor,
+) -> Result<()> {
+    const OP: &str = "conv2d backward input";
+    check_indices(OP, flipped_shape, flipped_params)?;
+    let flipped = gpu.scratch("conv2d flipped weights", weight.id, weight.len())?;
+    let uniform = Params::new(OP, shape, flipped_params, weight.len())?;
+    gpu.dispatch_1d(
+        FLIP_WEIGHT,
+        &uniform,
+        &[weight.at(2), flipped.at(8)],
+        weight.len() as u64,
+    )?;
+    forward_gemm(gpu, dy, &flipped, None, flipped_params, flipped_shape, dx)
 }
 
 pub(crate) fn backward_weight(
