@@ -42,7 +42,9 @@ const CLUSTER: u32 = 8u;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> weight4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read> dy: array<f32>;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dweight: array<f32>;
 
 // The sums of one invocation: output channels first + r, pixels of `pixels0` in acc0 and of
 // `pixels1` in acc1 (as vec4 lanes).
@@ -207,4 +209,180 @@ fn forward_gemm_bias(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_inv
         bias_values[r] = bias[min(block.first + r, params.out_channels - 1u)];
     }
     store_block(block, bias_values);
+}
+
+// ---------------------------------------------------------------------------------------
+// backward_weight_gemm: dweight[o, c, kh, kw] = Σ_{b, oh, ow} dy[b, o, oh, ow] · x[b, c, ih, iw]
+// with ih = oh · stride_h + kh · dilation_h − padding_h and iw = ow + kw − padding_w, for
+// stride_w = dilation_w = 1: the product of dy [out_channels, n · out_h · out_w] and the
+// gathered inputs, transposed.
+//
+// An invocation sums 8 output channels times one kernel row tile: one (c, kh) and up to 8
+// kernel columns from kw0. Along an output row, those columns read a window of x that slides
+// by one column per pixel, so 4 pixels cost 4 new loads of x. The 8 invocations of a cluster
+// share their rows of dy and their output channels, so each loads dy of one channel and
+// takes the others with subgroupShuffle. The accumulators are vec4 over output channels,
+// which costs no shuffling of components on lavapipe (one register per component), and
+// columns past the kernel's width are skipped.
+//
+// The long sum over (b, oh) is split into chunks of `rows_per_chunk` rows, each summed in
+// order by one cluster; with more than one chunk, chunk z writes the z-th dweight-sized
+// block of `dweight`, and sum_chunks.wgsl adds the blocks in order. Every cluster loops over
+// a whole chunk, past the last row too, so that all invocations of a subgroup run the same
+// iterations. The code is written out per output channel and column because lavapipe
+// kept loop-indexed accumulator arrays in memory, which made the kernel twice as slow.
+
+// Kernel columns per kernel row tile; mirrored by WEIGHT_COLUMNS in src/gpu/ops/conv2d.rs.
+const WEIGHT_COLUMNS: u32 = 8u;
+
+// x at column `col` of the row that starts at `row_start`, or zero in the padding or where
+// `row_inside` is false. Outside, the load reads the row's first element and discards it.
+fn x_at(row_start: u32, col: u32, row_inside: bool) -> f32 {
+    let inside = row_inside && col < params.in_width;
+    return select(0.0, x[row_start + select(0u, col, inside)], inside);
+}
+
+fn dy_at(row_start: u32, col: u32, row_inside: bool) -> f32 {
+    let inside = row_inside && col < params.out_width;
+    return select(0.0, dy[row_start + select(0u, col, inside)], inside);
+}
+
+// `sum` plus the products of four pixels: `window[i]` is x at pixel i, and `dy<i>` holds dy
+// at pixel i for four output channels.
+fn add_pixels(sum: vec4<f32>, window: vec4<f32>, dy0: vec4<f32>, dy1: vec4<f32>, dy2: vec4<f32>, dy3: vec4<f32>) -> vec4<f32> {
+    return sum + window.x * dy0 + window.y * dy1 + window.z * dy2 + window.w * dy3;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn backward_weight_gemm(@builtin(workgroup_id) group: vec3<u32>,
+    @builtin(subgroup_id) subgroup: u32, @builtin(subgroup_size) subgroup_size: u32,
+    @builtin(subgroup_invocation_id) subgroup_lane: u32,
+) {
+    // Clusters are numbered along the subgroups, so the 8 invocations of one always share a
+    // subgroup. `tiles` counts clusters times CLUSTER over all chunks. Invocations past it
+    // still run the loop, because their neighbours shuffle from them, but store nothing.
+    let lane = group.x * WORKGROUP_SIZE + subgroup * subgroup_size + subgroup_lane;
+    let column_tiles = (params.kernel_width + WEIGHT_COLUMNS - 1u) / WEIGHT_COLUMNS;
+    let row_tiles = params.in_channels * params.kernel_height * column_tiles;
+    let clusters_per_chunk = (row_tiles + CLUSTER - 1u) / CLUSTER;
+    let cluster = min(lane, params.tiles - 1u) / CLUSTER;
+    let chunk = cluster / clusters_per_chunk;
+    let row_tile = (cluster % clusters_per_chunk) * CLUSTER + lane % CLUSTER;
+    let tile = min(row_tile, row_tiles - 1u);
+    let kw0 = (tile % column_tiles) * WEIGHT_COLUMNS;
+    let kh = (tile / column_tiles) % params.kernel_height;
+    let c = tile / (column_tiles * params.kernel_height);
+    let count = min(WEIGHT_COLUMNS, params.kernel_width - kw0);
+
+    let rows = params.batch_size * params.out_height;
+    let begin = chunk * params.rows_per_chunk;
+    let first = group.y * GEMM_ROWS;
+    let own_channel = min(first + subgroup_lane % GEMM_ROWS, params.out_channels - 1u);
+    let cluster_base = subgroup_lane - subgroup_lane % GEMM_ROWS;
+
+    let plane = params.in_height * params.in_width;
+    let out_plane = params.out_height * params.out_width;
+    let row_offset = kh * params.dilation_h - params.padding_h;
+    // The x column that kernel column kw0 reads for output column 0.
+    let start = kw0 - params.padding_w;
+
+    // sum_low<j> and sum_high<j>: kernel column kw0 + j, output channels first ..= + 3 and
+    // first + 4 ..= + 7.
+    var sum_low0 = vec4(0.0); var sum_high0 = vec4(0.0);
+    var sum_low1 = vec4(0.0); var sum_high1 = vec4(0.0);
+    var sum_low2 = vec4(0.0); var sum_high2 = vec4(0.0);
+    var sum_low3 = vec4(0.0); var sum_high3 = vec4(0.0);
+    var sum_low4 = vec4(0.0); var sum_high4 = vec4(0.0);
+    var sum_low5 = vec4(0.0); var sum_high5 = vec4(0.0);
+    var sum_low6 = vec4(0.0); var sum_high6 = vec4(0.0);
+    var sum_low7 = vec4(0.0); var sum_high7 = vec4(0.0);
+    for (var row = begin; row < begin + params.rows_per_chunk; row++) {
+        let row_inside = row < rows;
+        let b = select(0u, row / params.out_height, row_inside);
+        let oh = row % params.out_height;
+        let ih = oh * params.stride_h + row_offset;
+        let x_inside = row_inside && ih < params.in_height;
+        let rs = (b * params.in_channels + c) * plane + select(0u, ih, x_inside) * params.in_width;
+        let dy_row = (b * params.out_channels + own_channel) * out_plane + oh * params.out_width;
+        // The window of x from column start + ow: kernel column kw0 + j of pixel ow + i
+        // reads slot i + j of w0, w1 and w2.
+        var w0 = vec4(x_at(rs, start, x_inside), x_at(rs, start + 1u, x_inside), x_at(rs, start + 2u, x_inside), x_at(rs, start + 3u, x_inside));
+        var w1 = vec4(x_at(rs, start + 4u, x_inside), x_at(rs, start + 5u, x_inside), x_at(rs, start + 6u, x_inside), x_at(rs, start + 7u, x_inside));
+        for (var ow = 0u; ow < params.out_width; ow += 4u) {
+            let next = start + ow + 8u;
+            let w2 = vec4(x_at(rs, next, x_inside), x_at(rs, next + 1u, x_inside), x_at(rs, next + 2u, x_inside), x_at(rs, next + 3u, x_inside));
+            // dy of the own channel at pixels ow ..= ow + 3; pixels past the row's end have
+            // dy zero, so they add nothing.
+            let own = vec4(dy_at(dy_row, ow, row_inside), dy_at(dy_row, ow + 1u, row_inside), dy_at(dy_row, ow + 2u, row_inside), dy_at(dy_row, ow + 3u, row_inside));
+            let g0 = subgroupShuffle(own, cluster_base + 0u);
+            let g1 = subgroupShuffle(own, cluster_base + 1u);
+            let g2 = subgroupShuffle(own, cluster_base + 2u);
+            let g3 = subgroupShuffle(own, cluster_base + 3u);
+            let g4 = subgroupShuffle(own, cluster_base + 4u);
+            let g5 = subgroupShuffle(own, cluster_base + 5u);
+            let g6 = subgroupShuffle(own, cluster_base + 6u);
+            let g7 = subgroupShuffle(own, cluster_base + 7u);
+            // low<i> and high<i>: dy at pixel ow + i of channels first ..= + 3 and + 4 ..= + 7.
+            let low0 = vec4(g0.x, g1.x, g2.x, g3.x);
+            let low1 = vec4(g0.y, g1.y, g2.y, g3.y);
+            let low2 = vec4(g0.z, g1.z, g2.z, g3.z);
+            let low3 = vec4(g0.w, g1.w, g2.w, g3.w);
+            let high0 = vec4(g4.x, g5.x, g6.x, g7.x);
+            let high1 = vec4(g4.y, g5.y, g6.y, g7.y);
+            let high2 = vec4(g4.z, g5.z, g6.z, g7.z);
+            let high3 = vec4(g4.w, g5.w, g6.w, g7.w);
+            // shift<j>: x at pixels ow ..= ow + 3 for kernel column kw0 + j.
+            let shift1 = vec4(w0.yzw, w1.x);
+            let shift2 = vec4(w0.zw, w1.xy);
+            let shift3 = vec4(w0.w, w1.xyz);
+            let shift5 = vec4(w1.yzw, w2.x);
+            let shift6 = vec4(w1.zw, w2.xy);
+            let shift7 = vec4(w1.w, w2.xyz);
+            sum_low0 = add_pixels(sum_low0, w0, low0, low1, low2, low3);
+            sum_high0 = add_pixels(sum_high0, w0, high0, high1, high2, high3);
+            sum_low1 = add_pixels(sum_low1, shift1, low0, low1, low2, low3);
+            sum_high1 = add_pixels(sum_high1, shift1, high0, high1, high2, high3);
+            sum_low2 = add_pixels(sum_low2, shift2, low0, low1, low2, low3);
+            sum_high2 = add_pixels(sum_high2, shift2, high0, high1, high2, high3);
+            sum_low3 = add_pixels(sum_low3, shift3, low0, low1, low2, low3);
+            sum_high3 = add_pixels(sum_high3, shift3, high0, high1, high2, high3);
+            if count > 4u {
+                sum_low4 = add_pixels(sum_low4, w1, low0, low1, low2, low3);
+                sum_high4 = add_pixels(sum_high4, w1, high0, high1, high2, high3);
+            }
+            if count > 5u {
+                sum_low5 = add_pixels(sum_low5, shift5, low0, low1, low2, low3);
+                sum_high5 = add_pixels(sum_high5, shift5, high0, high1, high2, high3);
+            }
+            if count > 6u {
+                sum_low6 = add_pixels(sum_low6, shift6, low0, low1, low2, low3);
+                sum_high6 = add_pixels(sum_high6, shift6, high0, high1, high2, high3);
+            }
+            if count > 7u {
+                sum_low7 = add_pixels(sum_low7, shift7, low0, low1, low2, low3);
+                sum_high7 = add_pixels(sum_high7, shift7, high0, high1, high2, high3);
+            }
+            w0 = w1;
+            w1 = w2;
+        }
+    }
+
+    if lane >= params.tiles || row_tile >= row_tiles {
+        return;
+    }
+    let taps = params.kernel_height * params.kernel_width;
+    let filter_len = params.in_channels * taps;
+    let offset = chunk * params.out_channels * filter_len + c * taps + kh * params.kernel_width + kw0;
+    let low = array(sum_low0, sum_low1, sum_low2, sum_low3, sum_low4, sum_low5, sum_low6, sum_low7);
+    let high = array(sum_high0, sum_high1, sum_high2, sum_high3, sum_high4, sum_high5, sum_high6, sum_high7);
+    for (var r = 0u; r < GEMM_ROWS; r++) {
+        let o = first + r;
+        if o >= params.out_channels {
+            break;
+        }
+        let index = offset + o * filter_len;
+        for (var j = 0u; j < count; j++) {
+            dweight[index + j] = select(high[j][r % 4u], low[j][r % 4u], r < 4u);
+        }
+    }
 }
