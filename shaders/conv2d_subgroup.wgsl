@@ -46,11 +46,14 @@ const CLUSTER: u32 = 8u;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dweight: array<f32>;
 
-// The sums of one invocation: output channels first + r, pixels of `pixels0` in acc0 and of
-// `pixels1` in acc1 (as vec4 lanes).
+// The sums of one invocation. Column r of `low<p>` holds output channel first + r and of
+// `high<p>` channel first + 4 + r, at the four pixels of `pixels<p>`. Matrices with constant
+// indices, unlike arrays indexed in loops, stay in registers on lavapipe.
 struct Block {
-    acc0: array<vec4<f32>, GEMM_ROWS>,
-    acc1: array<vec4<f32>, GEMM_ROWS>,
+    low0: mat4x4<f32>,
+    high0: mat4x4<f32>,
+    low1: mat4x4<f32>,
+    high1: mat4x4<f32>,
     first: u32,
     pixels0: vec4<u32>,
     pixels1: vec4<u32>,
@@ -98,17 +101,22 @@ struct Tap {
     kw: u32,
 }
 
-// Adds one k of the product, the weight column `weights` times the inputs of `tap`, and
-// moves `tap` to the next k.
-fn accumulate(block: ptr<function, Block>, weights: array<f32, GEMM_ROWS>, g0: Gather, g1: Gather, tap: ptr<function, Tap>) {
+// The products of four pixels and four output channels: column r is `pixels · weights[r]`.
+fn outer(pixels: vec4<f32>, weights: vec4<f32>) -> mat4x4<f32> {
+    return mat4x4(pixels * weights.x, pixels * weights.y, pixels * weights.z, pixels * weights.w);
+}
+
+// Adds one k of the product, the weight column (`low` for output channels first ..= + 3,
+// `high` for the next four) times the inputs of `tap`, and moves `tap` to the next k.
+fn accumulate(block: ptr<function, Block>, low: vec4<f32>, high: vec4<f32>, g0: Gather, g1: Gather, tap: ptr<function, Tap>) {
     let t = *tap;
     let offset = t.c * params.in_height * params.in_width + t.kh * params.dilation_h * params.in_width + t.kw * params.dilation_w;
     let x0 = gather(g0, offset, 1u << t.kh, 1u << t.kw);
     let x1 = gather(g1, offset, 1u << t.kh, 1u << t.kw);
-    for (var r = 0u; r < GEMM_ROWS; r++) {
-        (*block).acc0[r] += weights[r] * x0;
-        (*block).acc1[r] += weights[r] * x1;
-    }
+    (*block).low0 += outer(x0, low);
+    (*block).high0 += outer(x0, high);
+    (*block).low1 += outer(x1, low);
+    (*block).high1 += outer(x1, high);
     var next = Tap(t.c, t.kh, t.kw + 1u);
     if next.kw == params.kernel_width {
         next.kw = 0u;
@@ -138,30 +146,24 @@ fn gemm_block(group: vec3<u32>, lid: u32, subgroup_lane: u32) -> Block {
     let own_row = min(first + subgroup_lane % GEMM_ROWS, params.out_channels - 1u) * k4;
     let cluster_base = subgroup_lane - subgroup_lane % GEMM_ROWS;
     var block: Block;
-    for (var r = 0u; r < GEMM_ROWS; r++) {
-        block.acc0[r] = vec4(0.0);
-        block.acc1[r] = vec4(0.0);
-    }
     // The tap (c, kh, kw) of the next k, counted along the weight's row.
     var tap = Tap(0u, 0u, 0u);
     for (var kq = 0u; kq < k4; kq++) {
         let own = weight4[own_row + kq];
-        var w0: array<f32, GEMM_ROWS>;
-        var w1: array<f32, GEMM_ROWS>;
-        var w2: array<f32, GEMM_ROWS>;
-        var w3: array<f32, GEMM_ROWS>;
-        for (var r = 0u; r < GEMM_ROWS; r++) {
-            let column = subgroupShuffle(own, cluster_base + r);
-            w0[r] = column.x;
-            w1[r] = column.y;
-            w2[r] = column.z;
-            w3[r] = column.w;
-        }
+        // w<r>: the quad of output channel first + r.
+        let w0 = subgroupShuffle(own, cluster_base);
+        let w1 = subgroupShuffle(own, cluster_base + 1u);
+        let w2 = subgroupShuffle(own, cluster_base + 2u);
+        let w3 = subgroupShuffle(own, cluster_base + 3u);
+        let w4 = subgroupShuffle(own, cluster_base + 4u);
+        let w5 = subgroupShuffle(own, cluster_base + 5u);
+        let w6 = subgroupShuffle(own, cluster_base + 6u);
+        let w7 = subgroupShuffle(own, cluster_base + 7u);
         // The four k of the quad, written out so that the weight columns stay in registers.
-        accumulate(&block, w0, g0, g1, &tap);
-        accumulate(&block, w1, g0, g1, &tap);
-        accumulate(&block, w2, g0, g1, &tap);
-        accumulate(&block, w3, g0, g1, &tap);
+        accumulate(&block, vec4(w0.x, w1.x, w2.x, w3.x), vec4(w4.x, w5.x, w6.x, w7.x), g0, g1, &tap);
+        accumulate(&block, vec4(w0.y, w1.y, w2.y, w3.y), vec4(w4.y, w5.y, w6.y, w7.y), g0, g1, &tap);
+        accumulate(&block, vec4(w0.z, w1.z, w2.z, w3.z), vec4(w4.z, w5.z, w6.z, w7.z), g0, g1, &tap);
+        accumulate(&block, vec4(w0.w, w1.w, w2.w, w3.w), vec4(w4.w, w5.w, w6.w, w7.w), g0, g1, &tap);
     }
     block.first = first;
     block.pixels0 = pixels0;
@@ -181,14 +183,26 @@ fn store(pixels: vec4<u32>, o: u32, values: vec4<f32>) {
     }
 }
 
-fn store_block(block: Block, bias_values: array<f32, GEMM_ROWS>) {
-    for (var r = 0u; r < GEMM_ROWS; r++) {
-        let o = block.first + r;
-        if o < params.out_channels {
-            store(block.pixels0, o, block.acc0[r] + bias_values[r]);
-            store(block.pixels1, o, block.acc1[r] + bias_values[r]);
-        }
+// Stores output channel o from its sums at both pixel quads, plus `bias_value`.
+fn store_channel(block: Block, o: u32, sum0: vec4<f32>, sum1: vec4<f32>, bias_value: f32) {
+    if o < params.out_channels {
+        store(block.pixels0, o, sum0 + bias_value);
+        store(block.pixels1, o, sum1 + bias_value);
     }
+}
+
+// Stores the block plus `bias_low` (output channels first ..= + 3) and `bias_high` (the
+// next four), one channel at a time with constant indices.
+fn store_block(block: Block, bias_low: vec4<f32>, bias_high: vec4<f32>) {
+    let first = block.first;
+    store_channel(block, first, block.low0[0], block.low1[0], bias_low.x);
+    store_channel(block, first + 1u, block.low0[1], block.low1[1], bias_low.y);
+    store_channel(block, first + 2u, block.low0[2], block.low1[2], bias_low.z);
+    store_channel(block, first + 3u, block.low0[3], block.low1[3], bias_low.w);
+    store_channel(block, first + 4u, block.high0[0], block.high1[0], bias_high.x);
+    store_channel(block, first + 5u, block.high0[1], block.high1[1], bias_high.y);
+    store_channel(block, first + 6u, block.high0[2], block.high1[2], bias_high.z);
+    store_channel(block, first + 7u, block.high0[3], block.high1[3], bias_high.w);
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -196,7 +210,7 @@ fn forward_gemm(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocati
     @builtin(subgroup_invocation_id) subgroup_lane: u32,
 ) {
     let block = gemm_block(group, lid, subgroup_lane);
-    store_block(block, array<f32, GEMM_ROWS>());
+    store_block(block, vec4(0.0), vec4(0.0));
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -204,11 +218,14 @@ fn forward_gemm_bias(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_inv
     @builtin(subgroup_invocation_id) subgroup_lane: u32,
 ) {
     let block = gemm_block(group, lid, subgroup_lane);
-    var bias_values: array<f32, GEMM_ROWS>;
-    for (var r = 0u; r < GEMM_ROWS; r++) {
-        bias_values[r] = bias[min(block.first + r, params.out_channels - 1u)];
-    }
-    store_block(block, bias_values);
+    let last = vec4(params.out_channels - 1u);
+    let low = min(vec4(block.first) + vec4(0u, 1u, 2u, 3u), last);
+    let high = min(vec4(block.first) + vec4(4u, 5u, 6u, 7u), last);
+    store_block(
+        block,
+        vec4(bias[low.x], bias[low.y], bias[low.z], bias[low.w]),
+        vec4(bias[high.x], bias[high.y], bias[high.z], bias[high.w]),
+    );
 }
 
 // ---------------------------------------------------------------------------------------
