@@ -234,22 +234,23 @@ fn forward_gemm_bias(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_inv
 // stride_w = dilation_w = 1: the product of dy [out_channels, n · out_h · out_w] and the
 // gathered inputs, transposed.
 //
-// An invocation sums 8 output channels times one kernel row tile: one (c, kh) and up to 8
-// kernel columns from kw0. Along an output row, those columns read a window of x that slides
-// by one column per pixel, so 4 pixels cost 4 new loads of x. The 8 invocations of a cluster
-// share their rows of dy and their output channels, so each loads dy of one channel and
-// takes the others with subgroupShuffle. The accumulators are vec4 over output channels,
-// which costs no shuffling of components on lavapipe (one register per component), and
-// columns past the kernel's width are skipped.
+// On lavapipe every load from a storage buffer costs far more than arithmetic, so the kernel
+// is laid out to need few loads per product. An invocation sums 16 output channels times
+// one kernel row tile: one (c, kh) and up to 8 kernel columns from kw0. Along an output row,
+// those columns read a window of x that slides by one column per pixel, so 4 pixels cost 4
+// new loads of x. The 8 invocations of a cluster share their rows of dy and their output
+// channels, so each loads dy of two channels and takes the others with subgroupShuffle.
+// Columns past the kernel's width are skipped.
 //
 // The long sum over (b, oh) is split into chunks of `rows_per_chunk` rows, each summed in
 // order by one cluster; with more than one chunk, chunk z writes the z-th dweight-sized
 // block of `dweight`, and sum_chunks.wgsl adds the blocks in order. Every cluster loops over
 // a whole chunk, past the last row too, so that all invocations of a subgroup run the same
-// iterations. The code is written out per output channel and column because lavapipe
-// kept loop-indexed accumulator arrays in memory, which made the kernel twice as slow.
+// iterations.
 
-// Kernel columns per kernel row tile; mirrored by WEIGHT_COLUMNS in src/gpu/ops/conv2d.rs.
+// Output channels and kernel columns per invocation; mirrored by WEIGHT_CHANNELS and
+// WEIGHT_COLUMNS in src/gpu/ops/conv2d.rs.
+const WEIGHT_CHANNELS: u32 = 16u;
 const WEIGHT_COLUMNS: u32 = 8u;
 
 // x at column `col` of the row that starts at `row_start`, or zero in the padding or where
@@ -264,10 +265,33 @@ fn dy_at(row_start: u32, col: u32, row_inside: bool) -> f32 {
     return select(0.0, dy[row_start + select(0u, col, inside)], inside);
 }
 
+// dy at the four pixels from `col` of the row that starts at `row_start`, zero past the
+// row's end.
+fn dy_quad(row_start: u32, col: u32, row_inside: bool) -> vec4<f32> {
+    return vec4(dy_at(row_start, col, row_inside), dy_at(row_start, col + 1u, row_inside), dy_at(row_start, col + 2u, row_inside), dy_at(row_start, col + 3u, row_inside));
+}
+
+// dy of 16 output channels at 4 pixels, shuffled from the cluster: column q of `quads[i]`
+// holds channels 4 q ..= 4 q + 3 at pixel i, when invocation r of the cluster holds channel
+// r in `low` and channel 8 + r in `high`.
+fn shuffle_dy(low: vec4<f32>, high: vec4<f32>, cluster_base: u32) -> array<mat4x4<f32>, 4> {
+    // Column c of p<q> holds channel 4 q + c at the four pixels.
+    let p0 = transpose(mat4x4(subgroupShuffle(low, cluster_base), subgroupShuffle(low, cluster_base + 1u), subgroupShuffle(low, cluster_base + 2u), subgroupShuffle(low, cluster_base + 3u)));
+    let p1 = transpose(mat4x4(subgroupShuffle(low, cluster_base + 4u), subgroupShuffle(low, cluster_base + 5u), subgroupShuffle(low, cluster_base + 6u), subgroupShuffle(low, cluster_base + 7u)));
+    let p2 = transpose(mat4x4(subgroupShuffle(high, cluster_base), subgroupShuffle(high, cluster_base + 1u), subgroupShuffle(high, cluster_base + 2u), subgroupShuffle(high, cluster_base + 3u)));
+    let p3 = transpose(mat4x4(subgroupShuffle(high, cluster_base + 4u), subgroupShuffle(high, cluster_base + 5u), subgroupShuffle(high, cluster_base + 6u), subgroupShuffle(high, cluster_base + 7u)));
+    return array(
+        mat4x4(p0[0], p1[0], p2[0], p3[0]),
+        mat4x4(p0[1], p1[1], p2[1], p3[1]),
+        mat4x4(p0[2], p1[2], p2[2], p3[2]),
+        mat4x4(p0[3], p1[3], p2[3], p3[3]),
+    );
+}
+
 // `sum` plus the products of four pixels: `window[i]` is x at pixel i, and `dy<i>` holds dy
-// at pixel i for four output channels.
-fn add_pixels(sum: vec4<f32>, window: vec4<f32>, dy0: vec4<f32>, dy1: vec4<f32>, dy2: vec4<f32>, dy3: vec4<f32>) -> vec4<f32> {
-    return sum + window.x * dy0 + window.y * dy1 + window.z * dy2 + window.w * dy3;
+// at pixel i for the 16 output channels.
+fn add_pixels(sum: mat4x4<f32>, window: vec4<f32>, dy0: mat4x4<f32>, dy1: mat4x4<f32>, dy2: mat4x4<f32>, dy3: mat4x4<f32>) -> mat4x4<f32> {
+    return sum + dy0 * window.x + dy1 * window.y + dy2 * window.z + dy3 * window.w;
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -293,9 +317,11 @@ fn backward_weight_gemm(@builtin(workgroup_id) group: vec3<u32>,
 
     let rows = params.batch_size * params.out_height;
     let begin = chunk * params.rows_per_chunk;
-    let first = group.y * GEMM_ROWS;
-    let own_channel = min(first + subgroup_lane % GEMM_ROWS, params.out_channels - 1u);
-    let cluster_base = subgroup_lane - subgroup_lane % GEMM_ROWS;
+    let first = group.y * WEIGHT_CHANNELS;
+    let last_channel = params.out_channels - 1u;
+    let low_channel = min(first + subgroup_lane % CLUSTER, last_channel);
+    let high_channel = min(first + CLUSTER + subgroup_lane % CLUSTER, last_channel);
+    let cluster_base = subgroup_lane - subgroup_lane % CLUSTER;
 
     let plane = params.in_height * params.in_width;
     let out_plane = params.out_height * params.out_width;
@@ -303,16 +329,15 @@ fn backward_weight_gemm(@builtin(workgroup_id) group: vec3<u32>,
     // The x column that kernel column kw0 reads for output column 0.
     let start = kw0 - params.padding_w;
 
-    // sum_low<j> and sum_high<j>: kernel column kw0 + j, output channels first ..= + 3 and
-    // first + 4 ..= + 7.
-    var sum_low0 = vec4(0.0); var sum_high0 = vec4(0.0);
-    var sum_low1 = vec4(0.0); var sum_high1 = vec4(0.0);
-    var sum_low2 = vec4(0.0); var sum_high2 = vec4(0.0);
-    var sum_low3 = vec4(0.0); var sum_high3 = vec4(0.0);
-    var sum_low4 = vec4(0.0); var sum_high4 = vec4(0.0);
-    var sum_low5 = vec4(0.0); var sum_high5 = vec4(0.0);
-    var sum_low6 = vec4(0.0); var sum_high6 = vec4(0.0);
-    var sum_low7 = vec4(0.0); var sum_high7 = vec4(0.0);
+    // sum<j>: kernel column kw0 + j; column q holds output channels first + 4 q ..= + 3.
+    var sum0: mat4x4<f32>;
+    var sum1: mat4x4<f32>;
+    var sum2: mat4x4<f32>;
+    var sum3: mat4x4<f32>;
+    var sum4: mat4x4<f32>;
+    var sum5: mat4x4<f32>;
+    var sum6: mat4x4<f32>;
+    var sum7: mat4x4<f32>;
     for (var row = begin; row < begin + params.rows_per_chunk; row++) {
         let row_inside = row < rows;
         let b = select(0u, row / params.out_height, row_inside);
@@ -320,7 +345,9 @@ fn backward_weight_gemm(@builtin(workgroup_id) group: vec3<u32>,
         let ih = oh * params.stride_h + row_offset;
         let x_inside = row_inside && ih < params.in_height;
         let rs = (b * params.in_channels + c) * plane + select(0u, ih, x_inside) * params.in_width;
-        let dy_row = (b * params.out_channels + own_channel) * out_plane + oh * params.out_width;
+        let dy_image = b * params.out_channels * out_plane + oh * params.out_width;
+        let low_row = dy_image + low_channel * out_plane;
+        let high_row = dy_image + high_channel * out_plane;
         // The window of x from column start + ow: kernel column kw0 + j of pixel ow + i
         // reads slot i + j of w0, w1 and w2.
         var w0 = vec4(x_at(rs, start, x_inside), x_at(rs, start + 1u, x_inside), x_at(rs, start + 2u, x_inside), x_at(rs, start + 3u, x_inside));
@@ -328,26 +355,12 @@ fn backward_weight_gemm(@builtin(workgroup_id) group: vec3<u32>,
         for (var ow = 0u; ow < params.out_width; ow += 4u) {
             let next = start + ow + 8u;
             let w2 = vec4(x_at(rs, next, x_inside), x_at(rs, next + 1u, x_inside), x_at(rs, next + 2u, x_inside), x_at(rs, next + 3u, x_inside));
-            // dy of the own channel at pixels ow ..= ow + 3; pixels past the row's end have
-            // dy zero, so they add nothing.
-            let own = vec4(dy_at(dy_row, ow, row_inside), dy_at(dy_row, ow + 1u, row_inside), dy_at(dy_row, ow + 2u, row_inside), dy_at(dy_row, ow + 3u, row_inside));
-            let g0 = subgroupShuffle(own, cluster_base + 0u);
-            let g1 = subgroupShuffle(own, cluster_base + 1u);
-            let g2 = subgroupShuffle(own, cluster_base + 2u);
-            let g3 = subgroupShuffle(own, cluster_base + 3u);
-            let g4 = subgroupShuffle(own, cluster_base + 4u);
-            let g5 = subgroupShuffle(own, cluster_base + 5u);
-            let g6 = subgroupShuffle(own, cluster_base + 6u);
-            let g7 = subgroupShuffle(own, cluster_base + 7u);
-            // low<i> and high<i>: dy at pixel ow + i of channels first ..= + 3 and + 4 ..= + 7.
-            let low0 = vec4(g0.x, g1.x, g2.x, g3.x);
-            let low1 = vec4(g0.y, g1.y, g2.y, g3.y);
-            let low2 = vec4(g0.z, g1.z, g2.z, g3.z);
-            let low3 = vec4(g0.w, g1.w, g2.w, g3.w);
-            let high0 = vec4(g4.x, g5.x, g6.x, g7.x);
-            let high1 = vec4(g4.y, g5.y, g6.y, g7.y);
-            let high2 = vec4(g4.z, g5.z, g6.z, g7.z);
-            let high3 = vec4(g4.w, g5.w, g6.w, g7.w);
+            // Pixels past the row's end have dy zero, so they add nothing.
+            let dy_pixels = shuffle_dy(dy_quad(low_row, ow, row_inside), dy_quad(high_row, ow, row_inside), cluster_base);
+            let dy0 = dy_pixels[0];
+            let dy1 = dy_pixels[1];
+            let dy2 = dy_pixels[2];
+            let dy3 = dy_pixels[3];
             // shift<j>: x at pixels ow ..= ow + 3 for kernel column kw0 + j.
             let shift1 = vec4(w0.yzw, w1.x);
             let shift2 = vec4(w0.zw, w1.xy);
@@ -355,29 +368,21 @@ fn backward_weight_gemm(@builtin(workgroup_id) group: vec3<u32>,
             let shift5 = vec4(w1.yzw, w2.x);
             let shift6 = vec4(w1.zw, w2.xy);
             let shift7 = vec4(w1.w, w2.xyz);
-            sum_low0 = add_pixels(sum_low0, w0, low0, low1, low2, low3);
-            sum_high0 = add_pixels(sum_high0, w0, high0, high1, high2, high3);
-            sum_low1 = add_pixels(sum_low1, shift1, low0, low1, low2, low3);
-            sum_high1 = add_pixels(sum_high1, shift1, high0, high1, high2, high3);
-            sum_low2 = add_pixels(sum_low2, shift2, low0, low1, low2, low3);
-            sum_high2 = add_pixels(sum_high2, shift2, high0, high1, high2, high3);
-            sum_low3 = add_pixels(sum_low3, shift3, low0, low1, low2, low3);
-            sum_high3 = add_pixels(sum_high3, shift3, high0, high1, high2, high3);
+            sum0 = add_pixels(sum0, w0, dy0, dy1, dy2, dy3);
+            sum1 = add_pixels(sum1, shift1, dy0, dy1, dy2, dy3);
+            sum2 = add_pixels(sum2, shift2, dy0, dy1, dy2, dy3);
+            sum3 = add_pixels(sum3, shift3, dy0, dy1, dy2, dy3);
             if count > 4u {
-                sum_low4 = add_pixels(sum_low4, w1, low0, low1, low2, low3);
-                sum_high4 = add_pixels(sum_high4, w1, high0, high1, high2, high3);
+                sum4 = add_pixels(sum4, w1, dy0, dy1, dy2, dy3);
             }
             if count > 5u {
-                sum_low5 = add_pixels(sum_low5, shift5, low0, low1, low2, low3);
-                sum_high5 = add_pixels(sum_high5, shift5, high0, high1, high2, high3);
+                sum5 = add_pixels(sum5, shift5, dy0, dy1, dy2, dy3);
             }
             if count > 6u {
-                sum_low6 = add_pixels(sum_low6, shift6, low0, low1, low2, low3);
-                sum_high6 = add_pixels(sum_high6, shift6, high0, high1, high2, high3);
+                sum6 = add_pixels(sum6, shift6, dy0, dy1, dy2, dy3);
             }
             if count > 7u {
-                sum_low7 = add_pixels(sum_low7, shift7, low0, low1, low2, low3);
-                sum_high7 = add_pixels(sum_high7, shift7, high0, high1, high2, high3);
+                sum7 = add_pixels(sum7, shift7, dy0, dy1, dy2, dy3);
             }
             w0 = w1;
             w1 = w2;
@@ -390,16 +395,15 @@ fn backward_weight_gemm(@builtin(workgroup_id) group: vec3<u32>,
     let taps = params.kernel_height * params.kernel_width;
     let filter_len = params.in_channels * taps;
     let offset = chunk * params.out_channels * filter_len + c * taps + kh * params.kernel_width + kw0;
-    let low = array(sum_low0, sum_low1, sum_low2, sum_low3, sum_low4, sum_low5, sum_low6, sum_low7);
-    let high = array(sum_high0, sum_high1, sum_high2, sum_high3, sum_high4, sum_high5, sum_high6, sum_high7);
-    for (var r = 0u; r < GEMM_ROWS; r++) {
+    let sums = array(sum0, sum1, sum2, sum3, sum4, sum5, sum6, sum7);
+    for (var r = 0u; r < WEIGHT_CHANNELS; r++) {
         let o = first + r;
         if o >= params.out_channels {
             break;
         }
         let index = offset + o * filter_len;
         for (var j = 0u; j < count; j++) {
-            dweight[index + j] = select(high[j][r % 4u], low[j][r % 4u], r < 4u);
+            dweight[index + j] = sums[j][r / 4u][r % 4u];
         }
     }
 }

@@ -122,6 +122,14 @@ fn cases() -> Vec<Case> {
             params: conv([2, 1], [1, 2], [1, 2]),
         },
         Case {
+            // The weight gradient's implicit product with 21 output channels (a partial
+            // second block of 16) and dilation along h.
+            x: [2, 3, 7, 9],
+            weight: [21, 3, 3, 2],
+            bias: false,
+            params: conv([1, 1], [1, 0], [2, 1]),
+        },
+        Case {
             // The input gradient as the implicit product of the flipped weights: stride 1,
             // unequal padding, 12 · 3 · 5 taps per flipped weight row, and 5 input channels
             // (a partial block of 8).
