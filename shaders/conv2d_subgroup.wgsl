@@ -229,6 +229,154 @@ fn forward_gemm_bias(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_inv
 }
 
 // ---------------------------------------------------------------------------------------
+// forward_slide: the forward pass for stride_w = dilation_w = 1 as a direct convolution that
+// needs few loads, for layers whose in_channels · kh · kw is small or not a multiple of 4.
+// An invocation sums 16 output channels at 8 neighbouring pixels of one output row. For
+// each (c, kh), the 8 pixels read a window of x that slides by one column per kernel
+// column, so a tap costs one new load of x. The 16 weights of a tap are loaded two per
+// invocation of a cluster and shared with subgroupShuffle.
+
+// Output channels and pixels per invocation; mirrored by SLIDE_CHANNELS and SLIDE_PIXELS in
+// src/gpu/ops/conv2d.rs.
+const SLIDE_CHANNELS: u32 = 16u;
+const SLIDE_PIXELS: u32 = 8u;
+
+// The weight of element `index` of the weight tensor.
+fn weight_at(index: u32) -> f32 {
+    return weight4[index / 4u][index % 4u];
+}
+
+// The 16 weights of one tap, shuffled from the cluster: column q holds output channels
+// 4 q ..= 4 q + 3, when invocation r of the cluster holds channel r in `low` and 8 + r in
+// `high`.
+fn shuffle_weights(low: f32, high: f32, cluster_base: u32) -> mat4x4<f32> {
+    return mat4x4(
+        vec4(subgroupShuffle(low, cluster_base), subgroupShuffle(low, cluster_base + 1u), subgroupShuffle(low, cluster_base + 2u), subgroupShuffle(low, cluster_base + 3u)),
+        vec4(subgroupShuffle(low, cluster_base + 4u), subgroupShuffle(low, cluster_base + 5u), subgroupShuffle(low, cluster_base + 6u), subgroupShuffle(low, cluster_base + 7u)),
+        vec4(subgroupShuffle(high, cluster_base), subgroupShuffle(high, cluster_base + 1u), subgroupShuffle(high, cluster_base + 2u), subgroupShuffle(high, cluster_base + 3u)),
+        vec4(subgroupShuffle(high, cluster_base + 4u), subgroupShuffle(high, cluster_base + 5u), subgroupShuffle(high, cluster_base + 6u), subgroupShuffle(high, cluster_base + 7u)),
+    );
+}
+
+// The sums of one invocation: sums[i] holds pixel ow0 + i, column q output channels
+// first + 4 q ..= + 3.
+struct Slide {
+    sums: array<mat4x4<f32>, SLIDE_PIXELS>,
+    first: u32,
+    // Index of pixel ow0 in output channel 0 of its image.
+    first_pixel: u32,
+    // Pixels of the invocation inside the row: 0 (an invocation past the last row) to 8.
+    pixel_count: u32,
+}
+
+fn slide_sums(group: vec3<u32>, lid: u32, subgroup_lane: u32) -> Slide {
+    // Invocations past the last row segment still run the loops, because their neighbours
+    // shuffle from them, but store nothing.
+    let segment = group.x * WORKGROUP_SIZE + lid;
+    let segments = (params.out_width + SLIDE_PIXELS - 1u) / SLIDE_PIXELS;
+    let tile = min(segment, params.tiles - 1u);
+    let ow0 = (tile % segments) * SLIDE_PIXELS;
+    let row = tile / segments;
+    let oh = row % params.out_height;
+    let n = row / params.out_height;
+
+    let first = group.y * SLIDE_CHANNELS;
+    let taps = params.kernel_height * params.kernel_width;
+    let filter_len = params.in_channels * taps;
+    let last_channel = params.out_channels - 1u;
+    let low_filter = min(first + subgroup_lane % CLUSTER, last_channel) * filter_len;
+    let high_filter = min(first + CLUSTER + subgroup_lane % CLUSTER, last_channel) * filter_len;
+    let cluster_base = subgroup_lane - subgroup_lane % CLUSTER;
+    let plane = params.in_height * params.in_width;
+    let x_image = n * params.in_channels * plane;
+    // The input column that pixel 0 reads at kernel column 0.
+    let start = ow0 - params.padding_w;
+
+    var sum0: mat4x4<f32>;
+    var sum1: mat4x4<f32>;
+    var sum2: mat4x4<f32>;
+    var sum3: mat4x4<f32>;
+    var sum4: mat4x4<f32>;
+    var sum5: mat4x4<f32>;
+    var sum6: mat4x4<f32>;
+    var sum7: mat4x4<f32>;
+    for (var c = 0u; c < params.in_channels; c++) {
+        for (var kh = 0u; kh < params.kernel_height; kh++) {
+            let ih = oh * params.stride_h + kh * params.dilation_h - params.padding_h;
+            let inside = ih < params.in_height;
+            let rs = x_image + c * plane + select(0u, ih, inside) * params.in_width;
+            // The window one kernel column before column 0: slot j holds x column
+            // start + j − 1. The first shift drops slot 0, which is never used.
+            var w0 = vec4(0.0, x_at(rs, start, inside), x_at(rs, start + 1u, inside), x_at(rs, start + 2u, inside));
+            var w1 = vec4(x_at(rs, start + 3u, inside), x_at(rs, start + 4u, inside), x_at(rs, start + 5u, inside), x_at(rs, start + 6u, inside));
+            var tap = c * taps + kh * params.kernel_width;
+            for (var kw = 0u; kw < params.kernel_width; kw++) {
+                w0 = vec4(w0.yzw, w1.x);
+                w1 = vec4(w1.yzw, x_at(rs, start + 7u + kw, inside));
+                let weights = shuffle_weights(weight_at(low_filter + tap), weight_at(high_filter + tap), cluster_base);
+                sum0 += weights * w0.x;
+                sum1 += weights * w0.y;
+                sum2 += weights * w0.z;
+                sum3 += weights * w0.w;
+                sum4 += weights * w1.x;
+                sum5 += weights * w1.y;
+                sum6 += weights * w1.z;
+                sum7 += weights * w1.w;
+                tap += 1u;
+            }
+        }
+    }
+
+    let out_plane = params.out_height * params.out_width;
+    let pixel_count = select(0u, min(SLIDE_PIXELS, params.out_width - ow0), segment < params.tiles);
+    return Slide(
+        array(sum0, sum1, sum2, sum3, sum4, sum5, sum6, sum7),
+        first,
+        n * params.out_channels * out_plane + oh * params.out_width + ow0,
+        pixel_count,
+    );
+}
+
+// Stores the sums plus `bias_values` (column q: output channels first + 4 q ..= + 3).
+fn store_slide(slide: Slide, bias_values: mat4x4<f32>) {
+    let out_plane = params.out_height * params.out_width;
+    // Variables, not values: naga copies a whole array value for each dynamic index into it.
+    var sums = slide.sums;
+    var biases = bias_values;
+    for (var r = 0u; r < SLIDE_CHANNELS; r++) {
+        let o = slide.first + r;
+        if o >= params.out_channels {
+            break;
+        }
+        let index = slide.first_pixel + o * out_plane;
+        for (var i = 0u; i < slide.pixel_count; i++) {
+            y[index + i] = sums[i][r / 4u][r % 4u] + biases[r / 4u][r % 4u];
+        }
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn forward_slide(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+    @builtin(subgroup_invocation_id) subgroup_lane: u32,
+) {
+    store_slide(slide_sums(group, lid, subgroup_lane), mat4x4<f32>());
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn forward_slide_bias(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+    @builtin(subgroup_invocation_id) subgroup_lane: u32,
+) {
+    let slide = slide_sums(group, lid, subgroup_lane);
+    var bias_values: mat4x4<f32>;
+    let last = params.out_channels - 1u;
+    for (var q = 0u; q < 4u; q++) {
+        let o = min(vec4(slide.first + 4u * q) + vec4(0u, 1u, 2u, 3u), vec4(last));
+        bias_values[q] = vec4(bias[o.x], bias[o.y], bias[o.z], bias[o.w]);
+    }
+    store_slide(slide, bias_values);
+}
+
+// ---------------------------------------------------------------------------------------
 // backward_weight_gemm: dweight[o, c, kh, kw] = Σ_{b, oh, ow} dy[b, o, oh, ow] · x[b, c, ih, iw]
 // with ih = oh · stride_h + kh · dilation_h − padding_h and iw = ow + kw − padding_w, for
 // stride_w = dilation_w = 1: the product of dy [out_channels, n · out_h · out_w] and the
@@ -395,7 +543,8 @@ fn backward_weight_gemm(@builtin(workgroup_id) group: vec3<u32>,
     let taps = params.kernel_height * params.kernel_width;
     let filter_len = params.in_channels * taps;
     let offset = chunk * params.out_channels * filter_len + c * taps + kh * params.kernel_width + kw0;
-    let sums = array(sum0, sum1, sum2, sum3, sum4, sum5, sum6, sum7);
+    // A variable, not a value: naga copies a whole array value for each dynamic index into it.
+    var sums = array(sum0, sum1, sum2, sum3, sum4, sum5, sum6, sum7);
     for (var r = 0u; r < WEIGHT_CHANNELS; r++) {
         let o = first + r;
         if o >= params.out_channels {

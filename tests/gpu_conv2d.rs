@@ -154,7 +154,11 @@ fn conv2d_matches_cpu() {
     let mut rng = rng("conv2d_matches_cpu");
     // The implicit product applies to the cases with in_channels · kh · kw a multiple of 4,
     // on adapters with subgroups; elsewhere forcing it runs the direct kernels.
-    let variants = [Conv2dVariant::Direct, Conv2dVariant::Gemm];
+    let variants = [
+        Conv2dVariant::Direct,
+        Conv2dVariant::Gemm,
+        Conv2dVariant::Slide,
+    ];
     for gpu in gpu_backends() {
         let runs = variants
             .into_iter()

@@ -33,9 +33,13 @@ fn conv2d_backward_weight_batch_256() {
         ([256, 16, 14, 14], [32, 16, 5, 5]),
     ];
     for gpu in gpu_backends() {
-        for (variant, (x_shape, weight_shape)) in [Conv2dVariant::Direct, Conv2dVariant::Gemm]
-            .into_iter()
-            .flat_map(|variant| layers.map(|layer| (variant, layer)))
+        for (variant, (x_shape, weight_shape)) in [
+            Conv2dVariant::Direct,
+            Conv2dVariant::Gemm,
+            Conv2dVariant::Slide,
+        ]
+        .into_iter()
+        .flat_map(|variant| layers.map(|layer| (variant, layer)))
         {
             gpu.force_conv2d_variant(Some(variant));
             let dy_shape = [x_shape[0], weight_shape[0], x_shape[2], x_shape[3]];
@@ -72,7 +76,11 @@ fn conv2d_backward_input_many_channels() {
     let (x_shape, weight_shape) = ([2, 3, 6, 7], [288, 3, 5, 5]);
     let dy_shape = [x_shape[0], weight_shape[0], x_shape[2], x_shape[3]];
     for gpu in gpu_backends() {
-        for variant in [Conv2dVariant::Direct, Conv2dVariant::Gemm] {
+        for variant in [
+            Conv2dVariant::Direct,
+            Conv2dVariant::Gemm,
+            Conv2dVariant::Slide,
+        ] {
             gpu.force_conv2d_variant(Some(variant));
             let weight = random(&mut rng, &weight_shape);
             let dy = random(&mut rng, &dy_shape);

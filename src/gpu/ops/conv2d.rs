@@ -14,6 +14,8 @@ const FORWARD_ROW: Kernel = Kernel::new(Shader::Conv2d, "forward_row");
 const FORWARD_ROW_BIAS: Kernel = Kernel::new(Shader::Conv2d, "forward_row_bias");
 const FORWARD_GEMM: Kernel = Kernel::new(Shader::Conv2dSubgroup, "forward_gemm");
 const FORWARD_GEMM_BIAS: Kernel = Kernel::new(Shader::Conv2dSubgroup, "forward_gemm_bias");
+const FORWARD_SLIDE: Kernel = Kernel::new(Shader::Conv2dSubgroup, "forward_slide");
+const FORWARD_SLIDE_BIAS: Kernel = Kernel::new(Shader::Conv2dSubgroup, "forward_slide_bias");
 const BACKWARD_INPUT: Kernel = Kernel::new(Shader::Conv2d, "backward_input");
 const BACKWARD_INPUT_ROW: Kernel = Kernel::new(Shader::Conv2d, "backward_input_row");
 const FLIP_WEIGHT: Kernel = Kernel::new(Shader::Conv2d, "flip_weight");
@@ -38,6 +40,9 @@ const GEMM_ROWS: usize = 8;
 /// Invocations that share weight rows through subgroup shuffles in
 /// `shaders/conv2d_subgroup.wgsl`; each covers 8 pixels.
 const CLUSTER: usize = 8;
+/// Output channels and pixels per invocation in `forward_slide`.
+const SLIDE_CHANNELS: usize = 16;
+const SLIDE_PIXELS: usize = 8;
 /// Output channels and kernel columns per invocation in `backward_weight_gemm`.
 const WEIGHT_CHANNELS: usize = 16;
 const WEIGHT_COLUMNS: usize = 8;
@@ -54,22 +59,39 @@ pub enum Conv2dVariant {
     /// and columns (bit masks of the taps inside the input). The weight gradient needs
     /// stride and dilation 1 along w.
     Gemm,
+    /// Like `Gemm`, but the forward pass and the input gradient run `forward_slide` of
+    /// `shaders/conv2d_subgroup.wgsl`, which needs stride and dilation 1 along w and at
+    /// most `LOOP_BUDGET` iterations of its loops over (c, kh, kw).
+    Slide,
 }
 
 impl Conv2dVariant {
     /// Returns the variant that runs `shape`: the one forced by
-    /// [`GpuBackend::force_conv2d_variant`] where it applies, else the implicit product
-    /// where it applies, else the direct kernels. On lavapipe (Mesa 22.3, a shared and busy
-    /// 2-core machine) the implicit product ran the LeNet conv2 forward pass (16 to 32
-    /// channels, 5x5, 14x14, batch 64) in 80 to 90 ms against 109 to 124 ms for
-    /// `forward_row`, in alternating runs.
-    fn choose(gpu: &GpuBackend, shape: &Conv2dShape) -> Self {
-        let gemm_applies = has_clusters(gpu)
+    /// [`GpuBackend::force_conv2d_variant`] where it applies, else the sliding kernel where
+    /// it applies to at least 8 output channels, else the implicit product where it
+    /// applies, else the direct kernels. On lavapipe (Mesa 22.3, a shared and busy 2-core
+    /// machine, alternating runs), the sliding kernel ran the LeNet conv2 forward pass (16
+    /// to 32 channels, 5x5, 14x14, batch 64) in 32 to 36 ms. The implicit product took 58
+    /// to 82 ms, and `forward_row` took about 1.3 times as long as the implicit product.
+    /// The sliding kernel ran the LeNet conv1 forward pass in 12 ms against 23 to 32 ms for
+    /// `forward_row`.
+    fn choose(gpu: &GpuBackend, shape: &Conv2dShape, params: &Conv2dParams) -> Self {
+        let clusters = has_clusters(gpu);
+        let gemm_applies = clusters
             && (shape.in_channels * shape.kernel_height * shape.kernel_width).is_multiple_of(4)
             && shape.kernel_height <= 32
             && shape.kernel_width <= 32;
+        let slide_applies = clusters
+            && slides_along_rows(params)
+            && shape.in_channels * shape.kernel_height * (shape.kernel_width + 1) <= LOOP_BUDGET;
+        // The sliding kernel computes 16 output channels per invocation, so it wastes most of
+        // its work on a few channels, as in the input gradient of a 1-channel input.
+        let slide_fits = shape.out_channels >= SLIDE_CHANNELS / 2;
         match gpu.forced_conv2d_variant() {
             Some(Conv2dVariant::Direct) => Conv2dVariant::Direct,
+            Some(Conv2dVariant::Gemm) if gemm_applies => Conv2dVariant::Gemm,
+            Some(Conv2dVariant::Slide) if slide_applies => Conv2dVariant::Slide,
+            _ if slide_applies && slide_fits => Conv2dVariant::Slide,
             _ if gemm_applies => Conv2dVariant::Gemm,
             _ => Conv2dVariant::Direct,
         }
@@ -213,8 +235,10 @@ pub(crate) fn forward(
         &y.shape,
     )?;
     check_indices("conv2d", &shape, params)?;
-    if Conv2dVariant::choose(gpu, &shape) == Conv2dVariant::Gemm {
-        return forward_gemm(gpu, x, weight, bias, params, &shape, y);
+    match Conv2dVariant::choose(gpu, &shape, params) {
+        Conv2dVariant::Gemm => return forward_gemm(gpu, x, weight, bias, params, &shape, y),
+        Conv2dVariant::Slide => return forward_slide(gpu, x, weight, bias, params, &shape, y),
+        Conv2dVariant::Direct => {}
     }
 
     let (kernel, tiles) = if slides_along_rows(params) {
@@ -251,6 +275,51 @@ pub(crate) fn forward(
             &[x.at(1), weight.at(2), y.at(5)],
             tiles,
             channel_tiles,
+        ),
+    }
+}
+
+/// Records the forward pass with `forward_slide`: 16 output channels at 8 pixels of a row
+/// per invocation.
+fn forward_slide(
+    gpu: &GpuBackend,
+    x: &GpuTensor,
+    weight: &GpuTensor,
+    bias: Option<&GpuTensor>,
+    params: &Conv2dParams,
+    shape: &Conv2dShape,
+    y: &mut GpuTensor,
+) -> Result<()> {
+    const OP: &str = "conv2d";
+    let tiles = shape.batch_size * shape.out_height * shape.out_width.div_ceil(SLIDE_PIXELS);
+    let workgroups_x = tiles.div_ceil(WORKGROUP_SIZE as usize);
+    let workgroups_y = shape.out_channels.div_ceil(SLIDE_CHANNELS);
+    let max_per_dimension = gpu.context().limits.max_compute_workgroups_per_dimension as usize;
+    if workgroups_x > max_per_dimension || workgroups_y > max_per_dimension {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "the sliding kernel needs {workgroups_x}x{workgroups_y} workgroups, more than \
+                 the adapter's {max_per_dimension} per dimension; use a smaller batch"
+            ),
+        ));
+    }
+    to_u32(OP, workgroups_x * WORKGROUP_SIZE as usize)?;
+
+    let uniform = Params::new(OP, shape, params, tiles)?;
+    let workgroups = [workgroups_x as u32, workgroups_y as u32, 1];
+    match bias {
+        Some(bias) => gpu.dispatch(
+            FORWARD_SLIDE_BIAS,
+            &uniform,
+            &[x.at(1), weight.at(2), bias.at(3), y.at(5)],
+            workgroups,
+        ),
+        None => gpu.dispatch(
+            FORWARD_SLIDE,
+            &uniform,
+            &[x.at(1), weight.at(2), y.at(5)],
+            workgroups,
         ),
     }
 }
@@ -310,10 +379,11 @@ pub(crate) fn backward_input(
 ) -> Result<()> {
     let shape = check_backward_input(&dy.shape, &weight.shape, params, &dx.shape)?;
     check_indices("conv2d backward input", &shape, params)?;
-    if let Some((flipped_shape, flipped_params)) = transposed_forward(&shape, params)
-        && Conv2dVariant::choose(gpu, &flipped_shape) == Conv2dVariant::Gemm
-    {
-        return backward_input_gemm(gpu, dy, weight, &shape, &flipped_shape, &flipped_params, dx);
+    if let Some(flipped) = transposed_forward(&shape, params) {
+        let variant = Conv2dVariant::choose(gpu, &flipped.0, &flipped.1);
+        if variant != Conv2dVariant::Direct {
+            return backward_input_flipped(gpu, dy, weight, &shape, &flipped, variant, dx);
+        }
     }
 
     let (kernel, row_tiles) = if slides_along_rows(params) {
@@ -365,17 +435,19 @@ fn transposed_forward(
     })
 }
 
-/// Records the input gradient as the implicit forward product of dy with the flipped,
+/// Records the input gradient as the forward pass of `variant` over dy with the flipped,
 /// transposed weights, which a small kernel writes into a scratch tensor first. On lavapipe
 /// (the shared 2-core machine, loaded) it ran the LeNet conv2 input gradient at batch 64 in
-/// 36 and 47 ms against 52 and 49 ms for `backward_input_row`, in alternating runs.
-fn backward_input_gemm(
+/// 36 and 47 ms with the implicit product against 52 and 49 ms for `backward_input_row`,
+/// in alternating runs. Later, with both kernels faster, it ran in 30 to 32 ms with the
+/// sliding kernel against 53 ms with the implicit product.
+fn backward_input_flipped(
     gpu: &GpuBackend,
     dy: &GpuTensor,
     weight: &GpuTensor,
     shape: &Conv2dShape,
-    flipped_shape: &Conv2dShape,
-    flipped_params: &Conv2dParams,
+    (flipped_shape, flipped_params): &(Conv2dShape, Conv2dParams),
+    variant: Conv2dVariant,
     dx: &mut GpuTensor,
 ) -> Result<()> {
     const OP: &str = "conv2d backward input";
@@ -388,7 +460,11 @@ fn backward_input_gemm(
         &[weight.at(2), flipped.at(8)],
         weight.len() as u64,
     )?;
-    forward_gemm(gpu, dy, &flipped, None, flipped_params, flipped_shape, dx)
+    if variant == Conv2dVariant::Slide {
+        forward_slide(gpu, dy, &flipped, None, flipped_params, flipped_shape, dx)
+    } else {
+        forward_gemm(gpu, dy, &flipped, None, flipped_params, flipped_shape, dx)
+    }
 }
 
 pub(crate) fn backward_weight(
@@ -465,9 +541,9 @@ pub(crate) fn backward_weight(
 
 /// Records the weight gradient as an implicit product of dy and the gathered inputs, for
 /// stride and dilation 1 along w on adapters with subgroup clusters. On lavapipe (Mesa
-/// 22.3, the shared 2-core machine, loaded) it ran the LeNet conv2 weight gradient at batch
-/// 64 in a median of 61 ms against 113 ms for `backward_weight_row`, and the CIFAR conv2
-/// one (64 to 128 channels, 3x3, 16x16) in 420 ms against 1368 ms, in alternating runs.
+/// 22.3, the shared 2-core machine, loaded, alternating runs) it ran the LeNet conv2 weight
+/// gradient at batch 64 in a median of 61 ms against 113 ms for `backward_weight_row`. It
+/// ran the CIFAR conv2 one (64 to 128 channels, 3x3, 16x16) in 420 ms against 1368 ms.
 fn backward_weight_gemm(
     gpu: &GpuBackend,
     x: &GpuTensor,
@@ -559,6 +635,9 @@ mod tests {
         assert!(gemm.contains(&format!("const GEMM_ROWS: u32 = {GEMM_ROWS}u;")));
         assert!(gemm.contains(&format!("const CLUSTER: u32 = {CLUSTER}u;")));
         assert!(gemm.contains(&format!("const WEIGHT_COLUMNS: u32 = {WEIGHT_COLUMNS}u;")));
+        assert!(gemm.contains(&format!("const WEIGHT_CHANNELS: u32 = {WEIGHT_CHANNELS}u;")));
+        assert!(gemm.contains(&format!("const SLIDE_CHANNELS: u32 = {SLIDE_CHANNELS}u;")));
+        assert!(gemm.contains(&format!("const SLIDE_PIXELS: u32 = {SLIDE_PIXELS}u;")));
     }
 
     #[test]
