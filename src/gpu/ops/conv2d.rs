@@ -46,6 +46,10 @@ const SLIDE_PIXELS: usize = 8;
 /// Output channels and kernel columns per invocation in `backward_weight_gemm`.
 const WEIGHT_CHANNELS: usize = 16;
 const WEIGHT_COLUMNS: usize = 8;
+/// Clusters of 8 invocations that `backward_weight_gemm` aims for, splitting the sum into
+/// more chunks where needed, and the fewest rows (b, oh) that such a split leaves in a chunk.
+const MIN_CLUSTERS: usize = 64;
+const MIN_CHUNK_ROWS: usize = 8;
 
 /// The kernel families of the convolution and its gradients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -556,11 +560,19 @@ fn backward_weight_gemm(
     let row_tiles =
         shape.in_channels * shape.kernel_height * shape.kernel_width.div_ceil(WEIGHT_COLUMNS);
 
-    // Per row (b, oh): one iteration, then per 4 pixels one iteration. The chunks split the
-    // rows evenly, because every cluster loops over a whole chunk.
+    // Per row (b, oh): one iteration, then per 4 pixels one iteration. Beyond the loop
+    // budget, the rows are split further until the dispatch has `MIN_CLUSTERS` clusters,
+    // because a layer with few input and output channels has too few row tiles to keep
+    // more than one workgroup busy. The chunks split the rows evenly, because every
+    // cluster loops over a whole chunk.
     let row_iterations = 1 + shape.out_width.div_ceil(4);
     let rows = shape.batch_size * shape.out_height;
-    let chunks = rows.div_ceil((LOOP_BUDGET / row_iterations).max(1));
+    let clusters_per_chunk =
+        row_tiles.div_ceil(CLUSTER) * shape.out_channels.div_ceil(WEIGHT_CHANNELS);
+    let chunks = rows
+        .div_ceil((LOOP_BUDGET / row_iterations).max(1))
+        .max(MIN_CLUSTERS.div_ceil(clusters_per_chunk))
+        .min(rows.div_ceil(MIN_CHUNK_ROWS));
     let rows_per_chunk = rows.div_ceil(chunks);
 
     let lanes = row_tiles.div_ceil(CLUSTER) * CLUSTER * chunks;
