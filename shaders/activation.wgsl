@@ -69,3 +69,25 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     }
     dx[i] = slope * dy[i];
 }
+
+// ReLU alone, without the switch over kinds: lavapipe runs every case of a switch with
+// masked lanes, even when the kind is the same for all invocations, so the general
+// kernels pay for the exponentials of the other kinds.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn relu_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat_index(gid, groups);
+    if i >= params.len {
+        return;
+    }
+    y[i] = max(x[i], 0.0);
+}
+
+// The ReLU gradient, which reads x and dy only.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn relu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat_index(gid, groups);
+    if i >= params.len {
+        return;
+    }
+    dx[i] = select(0.0, dy[i], x[i] > 0.0);
+}

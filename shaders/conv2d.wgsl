@@ -66,6 +66,7 @@ const WEIGHT_ROW: u32 = 8u;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dweight: array<f32>;
+@group(0) @binding(8) var<storage, read_write> flipped: array<f32>;
 
 fn flat_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
     return gid.x + gid.y * groups.x * WORKGROUP_SIZE;
@@ -355,6 +356,28 @@ fn forward_row_bias(
         return;
     }
     store_forward_row(add_bias_row(forward_row_tile(tile, group.z)));
+}
+
+// ---------------------------------------------------------------------------------------
+// flip_weight: flipped[c, o, a, b] = weight[o, c, kh − 1 − a, kw − 1 − b]. With stride and
+// dilation 1, the input gradient is the forward convolution of dy with these weights and
+// padding kh − 1 − padding_h, kw − 1 − padding_w, which the implicit product of
+// shaders/conv2d_subgroup.wgsl then runs. `params.tiles` is the weight's length.
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn flip_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat_index(gid, groups);
+    if i >= params.tiles {
+        return;
+    }
+    let kh = params.kernel_height;
+    let kw = params.kernel_width;
+    let b = i % kw;
+    let a = (i / kw) % kh;
+    let o = (i / (kw * kh)) % params.out_channels;
+    let c = i / (kw * kh * params.out_channels);
+    let source = (o * params.in_channels + c) * kh * kw + (kh - 1u - a) * kw + (kw - 1u - b);
+    flipped[i] = weight[source];
 }
 
 // ---------------------------------------------------------------------------------------

@@ -38,10 +38,19 @@ fn k_range(z: u32) -> vec2<u32> {
     return vec2(begin, min(begin + params.k_chunk, params.k));
 }
 
-// The first vec4 column of the invocation's block; the second is CLUSTER further.
-fn first_col4(group: vec3<u32>, lid: u32) -> u32 {
-    let lane = group.x * WORKGROUP_SIZE + lid;
+// The first vec4 column of the invocation's block; the second is CLUSTER further. Lanes are
+// numbered along the subgroups, so the CLUSTER invocations that share rows of a through
+// subgroupShuffle always lie in one subgroup.
+fn first_col4(group: vec3<u32>, subgroup: u32, subgroup_size: u32, subgroup_lane: u32) -> u32 {
+    let lane = group.x * WORKGROUP_SIZE + subgroup * subgroup_size + subgroup_lane;
     return (lane / CLUSTER) * (2u * CLUSTER) + lane % CLUSTER;
+}
+
+// Checks whether the invocation's whole cluster lies past the last column of c. Such a
+// cluster may return at once: it computes nothing that is stored, and no other cluster
+// shuffles from it.
+fn cluster_is_idle(col4: u32) -> bool {
+    return (col4 - col4 % CLUSTER) * 4u >= params.n;
 }
 
 // Stores the columns 4 * col4 + 0..3 of row i that lie inside c.
@@ -56,13 +65,16 @@ fn store(i: u32, col4: u32, value: vec4<f32>) {
 
 // c = a b with a [m, k] and b [k, n] row-major; k and n multiples of 4.
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn matmul_nn(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-    @builtin(subgroup_invocation_id) subgroup_lane: u32,
+fn matmul_nn(@builtin(workgroup_id) group: vec3<u32>, @builtin(subgroup_id) subgroup: u32,
+    @builtin(subgroup_size) subgroup_size: u32, @builtin(subgroup_invocation_id) subgroup_lane: u32,
 ) {
     let row0 = group.y * BLOCK_ROWS;
     c_offset = group.z * params.m * params.n;
     let ks = k_range(group.z);
-    let col4 = first_col4(group, lid);
+    let col4 = first_col4(group, subgroup, subgroup_size, subgroup_lane);
+    if cluster_is_idle(col4) {
+        return;
+    }
     let n4 = params.n / 4u;
     let k4 = params.k / 4u;
     let last_row = params.m - 1u;
@@ -107,13 +119,16 @@ fn matmul_nn(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_
 // c = a bᵀ with a [m, k] and b [n, k] row-major; k a multiple of 4. Each column of c is a
 // row of b, read as vec4 along k and transposed in registers.
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn matmul_nt(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-    @builtin(subgroup_invocation_id) subgroup_lane: u32,
+fn matmul_nt(@builtin(workgroup_id) group: vec3<u32>, @builtin(subgroup_id) subgroup: u32,
+    @builtin(subgroup_size) subgroup_size: u32, @builtin(subgroup_invocation_id) subgroup_lane: u32,
 ) {
     let row0 = group.y * BLOCK_ROWS;
     c_offset = group.z * params.m * params.n;
     let ks = k_range(group.z);
-    let col4 = first_col4(group, lid);
+    let col4 = first_col4(group, subgroup, subgroup_size, subgroup_lane);
+    if cluster_is_idle(col4) {
+        return;
+    }
     let k4 = params.k / 4u;
     let last_row = params.m - 1u;
     // Every invocation of the workgroup needs the same 8 rows of a, so each loads one of

@@ -142,3 +142,69 @@ fn backward_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
         }
     }
 }
+
+// 2x2 windows with stride 2 and no padding, the usual down-sampling, written out without
+// loops: lavapipe runs every branch of a loop over a window with masked lanes, which made
+// the general kernels cost several times the loads they need.
+
+// The offsets of a 2x2 window's elements from its top-left one, in row-major order.
+fn window_2x2() -> vec4<u32> {
+    return vec4(0u, 1u, params.in_width, params.in_width + 1u);
+}
+
+// The first maximum of a window: its index in x and its value.
+struct Winner {
+    index: u32,
+    value: f32,
+}
+
+// The first maximum of the 2x2 window for output element i, as in window_argmax: a later
+// element wins only when it is greater.
+fn argmax_2x2(i: u32) -> Winner {
+    let ow = i % params.out_width;
+    let oh = (i / params.out_width) % params.out_height;
+    let plane = i / (params.out_width * params.out_height);
+    let top_left = plane * params.in_height * params.in_width + 2u * oh * params.in_width + 2u * ow;
+    let at = vec4(top_left) + window_2x2();
+    let values = vec4(x[at.x], x[at.y], x[at.z], x[at.w]);
+    var index = at.x;
+    var value = values.x;
+    let take_y = values.y > value;
+    index = select(index, at.y, take_y);
+    value = select(value, values.y, take_y);
+    let take_z = values.z > value;
+    index = select(index, at.z, take_z);
+    value = select(value, values.z, take_z);
+    let take_w = values.w > value;
+    return Winner(select(index, at.w, take_w), select(value, values.w, take_w));
+}
+
+// One invocation per output element.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn forward_2x2(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat_index(gid, groups);
+    if i >= params.len {
+        return;
+    }
+    y[i] = argmax_2x2(i).value;
+}
+
+// backward_tiled for 2x2 windows: one invocation per window writes its 4 elements of dx.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn backward_2x2(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat_index(gid, groups);
+    if i >= params.len {
+        return;
+    }
+    let winner = argmax_2x2(i).index;
+    let gradient = dy[i];
+    let ow = i % params.out_width;
+    let oh = (i / params.out_width) % params.out_height;
+    let plane = i / (params.out_width * params.out_height);
+    let top_left = plane * params.in_height * params.in_width + 2u * oh * params.in_width + 2u * ow;
+    let at = vec4(top_left) + window_2x2();
+    dx[at.x] = select(0.0, gradient, at.x == winner);
+    dx[at.y] = select(0.0, gradient, at.y == winner);
+    dx[at.z] = select(0.0, gradient, at.z == winner);
+    dx[at.w] = select(0.0, gradient, at.w == winner);
+}

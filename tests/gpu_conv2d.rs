@@ -121,6 +121,23 @@ fn cases() -> Vec<Case> {
             bias: true,
             params: conv([2, 1], [1, 2], [1, 2]),
         },
+        Case {
+            // The weight gradient's implicit product with 21 output channels (a partial
+            // second block of 16) and dilation along h.
+            x: [2, 3, 7, 9],
+            weight: [21, 3, 3, 2],
+            bias: false,
+            params: conv([1, 1], [1, 0], [2, 1]),
+        },
+        Case {
+            // The input gradient as the implicit product of the flipped weights: stride 1,
+            // unequal padding, 12 · 3 · 5 taps per flipped weight row, and 5 input channels
+            // (a partial block of 8).
+            x: [3, 5, 9, 11],
+            weight: [12, 5, 3, 5],
+            bias: false,
+            params: conv([1, 1], [2, 1], [1, 1]),
+        },
     ]
 }
 
@@ -137,7 +154,11 @@ fn conv2d_matches_cpu() {
     let mut rng = rng("conv2d_matches_cpu");
     // The implicit product applies to the cases with in_channels · kh · kw a multiple of 4,
     // on adapters with subgroups; elsewhere forcing it runs the direct kernels.
-    let variants = [Conv2dVariant::Direct, Conv2dVariant::Gemm];
+    let variants = [
+        Conv2dVariant::Direct,
+        Conv2dVariant::Gemm,
+        Conv2dVariant::Slide,
+    ];
     for gpu in gpu_backends() {
         let runs = variants
             .into_iter()

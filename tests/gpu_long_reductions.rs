@@ -9,6 +9,7 @@ mod common;
 
 use common::{assert_close, gpu_backends, random, rng};
 use ndarray::{ArrayD, Axis, IxDyn};
+use wgcnn::gpu::Conv2dVariant;
 use wgcnn::{Backend, Conv2dParams, CpuBackend};
 
 /// Sums of up to 200,000 products in f32, in another order than the CPU, drift by a few
@@ -32,7 +33,15 @@ fn conv2d_backward_weight_batch_256() {
         ([256, 16, 14, 14], [32, 16, 5, 5]),
     ];
     for gpu in gpu_backends() {
-        for (x_shape, weight_shape) in layers {
+        for (variant, (x_shape, weight_shape)) in [
+            Conv2dVariant::Direct,
+            Conv2dVariant::Gemm,
+            Conv2dVariant::Slide,
+        ]
+        .into_iter()
+        .flat_map(|variant| layers.map(|layer| (variant, layer)))
+        {
+            gpu.force_conv2d_variant(Some(variant));
             let dy_shape = [x_shape[0], weight_shape[0], x_shape[2], x_shape[3]];
             let x = random(&mut rng, &x_shape);
             let dy = random(&mut rng, &dy_shape);
@@ -46,8 +55,47 @@ fn conv2d_backward_weight_batch_256() {
             gpu.conv2d_backward_weight(&x, &dy, &SAME_5X5, &mut dweight)
                 .unwrap();
             assert_close(
-                &format!("dweight for x {x_shape:?} on {}", gpu.device_name()),
+                &format!(
+                    "{variant:?} dweight for x {x_shape:?} on {}",
+                    gpu.device_name()
+                ),
                 &gpu.read(&dweight).unwrap(),
+                &expected,
+                LONG_SUM_TOLERANCE,
+            );
+        }
+    }
+}
+
+#[test]
+fn conv2d_backward_input_many_channels() {
+    let mut rng = rng("conv2d_backward_input_many_channels");
+    let cpu = CpuBackend;
+    // 288 · 5 · 5 terms per input pixel: the implicit product's loop over them, 4 at a time,
+    // with its inner loops would pass the loop limit unless they are unrolled.
+    let (x_shape, weight_shape) = ([2, 3, 6, 7], [288, 3, 5, 5]);
+    let dy_shape = [x_shape[0], weight_shape[0], x_shape[2], x_shape[3]];
+    for gpu in gpu_backends() {
+        for variant in [
+            Conv2dVariant::Direct,
+            Conv2dVariant::Gemm,
+            Conv2dVariant::Slide,
+        ] {
+            gpu.force_conv2d_variant(Some(variant));
+            let weight = random(&mut rng, &weight_shape);
+            let dy = random(&mut rng, &dy_shape);
+            let mut expected = ArrayD::zeros(IxDyn(&x_shape));
+            cpu.conv2d_backward_input(&dy, &weight, &SAME_5X5, &mut expected)
+                .unwrap();
+
+            let weight = gpu.tensor("weight", weight.view()).unwrap();
+            let dy = gpu.tensor("dy", dy.view()).unwrap();
+            let mut dx = gpu.full("dx", &x_shape, f32::NAN).unwrap();
+            gpu.conv2d_backward_input(&dy, &weight, &SAME_5X5, &mut dx)
+                .unwrap();
+            assert_close(
+                &format!("{variant:?} dx on {}", gpu.device_name()),
+                &gpu.read(&dx).unwrap(),
                 &expected,
                 LONG_SUM_TOLERANCE,
             );

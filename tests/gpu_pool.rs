@@ -27,7 +27,7 @@ fn pool(kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> Pool2dPa
 /// that are not multiples of 4, stride above 1, padding, overlapping windows (kernel 3,
 /// stride 2), stride larger than the window (inputs no window covers), windows that leave
 /// trailing rows out, windows that tile the input exactly (the GPU's `backward_tiled`
-/// kernel, square and not), and element counts that are not multiples of the workgroup size.
+/// kernel, square and not, and the loop-free 2x2 kernels), and element counts that are not multiples of the workgroup size.
 fn pool_cases() -> Vec<(Vec<usize>, Pool2dParams)> {
     vec![
         (vec![1, 1, 4, 4], Pool2dParams::square(2)),
@@ -39,6 +39,9 @@ fn pool_cases() -> Vec<(Vec<usize>, Pool2dParams)> {
         (vec![4, 6, 28, 28], Pool2dParams::square(2)),
         (vec![2, 3, 15, 17], pool([5, 4], [2, 3], [2, 2])),
         (vec![3, 5, 9, 8], pool([3, 2], [3, 2], [0, 0])),
+        // 2x2 windows with stride 2 on odd sizes: the loop-free forward kernel, with the
+        // last row and column left out, and the general backward kernel.
+        (vec![1, 3, 7, 9], Pool2dParams::square(2)),
     ]
 }
 

@@ -119,8 +119,8 @@ impl GpuBackend {
         &self.ctx
     }
 
-    /// Makes the convolution's forward pass run `variant` wherever it applies to the shape,
-    /// or choose by shape and adapter again with `None`. Tests use it to check every
+    /// Makes the convolution and its gradients run `variant` wherever it applies to the
+    /// shape, or choose by shape and adapter again with `None`. Tests use it to check every
     /// variant against the CPU path.
     pub fn force_conv2d_variant(&self, variant: Option<Conv2dVariant>) {
         self.conv2d_variant.set(variant);

@@ -8,6 +8,8 @@ use crate::params::{Activation, expect_shape};
 
 const FORWARD: Kernel = Kernel::new(Shader::Activation, "forward");
 const BACKWARD: Kernel = Kernel::new(Shader::Activation, "backward");
+const RELU_FORWARD: Kernel = Kernel::new(Shader::Activation, "relu_forward");
+const RELU_BACKWARD: Kernel = Kernel::new(Shader::Activation, "relu_backward");
 
 /// Mirrors `Params` in `shaders/activation.wgsl`.
 #[repr(C)]
@@ -36,7 +38,12 @@ pub(crate) fn forward(
 ) -> Result<()> {
     expect_shape("activation", "y", &y.shape, &x.shape)?;
     let params = params(activation, x.len())?;
-    gpu.dispatch_1d(FORWARD, &params, &[x.at(1), y.at(5)], x.len() as u64)
+    let kernel = if activation == Activation::Relu {
+        RELU_FORWARD
+    } else {
+        FORWARD
+    };
+    gpu.dispatch_1d(kernel, &params, &[x.at(1), y.at(5)], x.len() as u64)
 }
 
 pub(crate) fn backward(
@@ -51,6 +58,14 @@ pub(crate) fn backward(
     expect_shape("activation backward", "dy", &dy.shape, &x.shape)?;
     expect_shape("activation backward", "dx", &dx.shape, &x.shape)?;
     let params = params(activation, x.len())?;
+    if activation == Activation::Relu {
+        return gpu.dispatch_1d(
+            RELU_BACKWARD,
+            &params,
+            &[x.at(1), dy.at(3), dx.at(4)],
+            x.len() as u64,
+        );
+    }
     gpu.dispatch_1d(
         BACKWARD,
         &params,

@@ -7,7 +7,7 @@ use crate::cpu::linear::check_forward;
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{Kernel, Shader, WORKGROUP_SIZE};
 use crate::gpu::launch::to_u32;
-use crate::gpu::ops::sum_chunks::{LOOP_BUDGET, sum_chunks};
+use crate::gpu::ops::sum_chunks::{LOOP_BUDGET, MIN_SPLIT_INVOCATIONS, sum_chunks};
 use crate::gpu::{GpuBackend, GpuTensor};
 use crate::params::expect_shape;
 
@@ -27,6 +27,9 @@ const CLUSTER: usize = 8;
 /// loop that the compiler may keep, so 4096 stay under the loop budget of Mesa's gallivm
 /// (see [`LOOP_BUDGET`]); a multiple of 4 for the vec4 kernels.
 const K_CHUNK: usize = 4096;
+/// The fewest terms of k per chunk when a product is split for more invocations than the
+/// loop budget needs; a multiple of 4.
+const MIN_K_CHUNK: usize = 256;
 
 /// Mirrors `Params` in `shaders/linear.wgsl` and `shaders/linear_subgroup.wgsl`.
 #[repr(C)]
@@ -161,7 +164,7 @@ fn product(
         a_col_stride: to_u32(op, a_col_stride)?,
         b_row_stride: to_u32(op, b_row_stride)?,
         b_col_stride: to_u32(op, b_col_stride)?,
-        k_chunk: to_u32(op, k.min(K_CHUNK))?,
+        k_chunk: 0,
     };
     let kernel = choose_kernel(variant, [m, n, k], (a.transpose, b.transpose));
     let lanes = if kernel == MATMUL_STRIDED {
@@ -170,7 +173,19 @@ fn product(
         // Each cluster of invocations covers 16 vec4 columns.
         n.div_ceil(4).div_ceil(2 * CLUSTER) * CLUSTER
     };
-    let chunks = k.div_ceil(K_CHUNK);
+    // Chunks of k within the loop budget and, for a small output, enough of them for
+    // MIN_SPLIT_INVOCATIONS working invocations, with at least MIN_K_CHUNK terms each.
+    let working = lanes * m.div_ceil(BLOCK_ROWS);
+    let chunks = k
+        .div_ceil(K_CHUNK)
+        .max(MIN_SPLIT_INVOCATIONS.div_ceil(working).min(k / MIN_K_CHUNK))
+        .max(1);
+    let k_chunk = k.div_ceil(chunks).next_multiple_of(4);
+    let chunks = k.div_ceil(k_chunk.max(1));
+    let params = Params {
+        k_chunk: to_u32(op, k_chunk.max(4))?,
+        ..params
+    };
     let [x, y, _] = workgroups(gpu, op, lanes, m)?;
     let record = |out: &GpuTensor| {
         let bindings = if kernel == MATMUL_STRIDED {

@@ -11,6 +11,8 @@ use crate::params::{Pool2dParams, expect_shape};
 const MAX_FORWARD: Kernel = Kernel::new(Shader::MaxPool2d, "forward");
 const MAX_BACKWARD: Kernel = Kernel::new(Shader::MaxPool2d, "backward");
 const MAX_BACKWARD_TILED: Kernel = Kernel::new(Shader::MaxPool2d, "backward_tiled");
+const MAX_FORWARD_2X2: Kernel = Kernel::new(Shader::MaxPool2d, "forward_2x2");
+const MAX_BACKWARD_2X2: Kernel = Kernel::new(Shader::MaxPool2d, "backward_2x2");
 const AVG_FORWARD: Kernel = Kernel::new(Shader::AvgPool2d, "forward");
 const AVG_BACKWARD: Kernel = Kernel::new(Shader::AvgPool2d, "backward");
 
@@ -70,6 +72,12 @@ fn windows_tile_input(pool: &Pool2dParams, input: &[usize], output: &[usize]) ->
         && input[3] == output[3] * pool.kernel[1]
 }
 
+/// Checks whether the windows are 2x2 with stride 2 and no padding, which the loop-free
+/// `*_2x2` kernels serve.
+fn is_2x2(pool: &Pool2dParams) -> bool {
+    pool.kernel == [2, 2] && pool.stride == [2, 2] && pool.padding == [0, 0]
+}
+
 pub(crate) fn max_forward(
     gpu: &GpuBackend,
     x: &GpuTensor,
@@ -80,7 +88,12 @@ pub(crate) fn max_forward(
     let out_len = pool.output_shape(OP, &x.shape)?.iter().product();
     let (params, out_shape) = params(OP, &x.shape, pool, out_len)?;
     expect_shape(OP, "y", &y.shape, &out_shape)?;
-    gpu.dispatch_1d(MAX_FORWARD, &params, &[x.at(1), y.at(4)], out_len as u64)
+    let kernel = if is_2x2(pool) {
+        MAX_FORWARD_2X2
+    } else {
+        MAX_FORWARD
+    };
+    gpu.dispatch_1d(kernel, &params, &[x.at(1), y.at(4)], out_len as u64)
 }
 
 pub(crate) fn max_backward(
@@ -96,8 +109,13 @@ pub(crate) fn max_backward(
     expect_shape(OP, "dx", &dx.shape, &x.shape)?;
     if windows_tile_input(pool, &x.shape, &out_shape) {
         params.len = to_u32(OP, dy.len())?;
+        let kernel = if is_2x2(pool) {
+            MAX_BACKWARD_2X2
+        } else {
+            MAX_BACKWARD_TILED
+        };
         let bindings = [x.at(1), dy.at(2), dx.at(3)];
-        return gpu.dispatch_1d(MAX_BACKWARD_TILED, &params, &bindings, dy.len() as u64);
+        return gpu.dispatch_1d(kernel, &params, &bindings, dy.len() as u64);
     }
     gpu.dispatch_1d(
         MAX_BACKWARD,

@@ -15,6 +15,12 @@ const SUM_CHUNKS: Kernel = Kernel::new(Shader::SumChunks, "sum_chunks");
 /// iterations whose sums [`sum_chunks`] adds up.
 pub(crate) const LOOP_BUDGET: usize = 8192;
 
+/// Invocations that a split reduction aims for. A reduction with few outputs, such as a
+/// matrix product with a small output and a long k, is split into more chunks than the
+/// loop budget needs, so that its dispatch has several workgroups for the threads of a CPU
+/// adapter.
+pub(crate) const MIN_SPLIT_INVOCATIONS: usize = 512;
+
 /// Mirrors `Params` in `shaders/sum_chunks.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
