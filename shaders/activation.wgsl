@@ -30,6 +30,15 @@ fn logistic(v: f32) -> f32 {
     return e / (1.0 + e);
 }
 
+// max(v, 0) that passes NaN on, as PyTorch does. Float comparisons cannot express it:
+// WGSL's max may return either operand for NaN, and GL drivers rewrite `v < 0 ? 0 : v` into
+// such a max. On the bits, v is below zero exactly when the sign is set and v is neither -0
+// nor NaN: 0x80000000 is -0, and above 0xff800000 (-inf) lie the NaNs with the sign set.
+fn relu(v: f32) -> f32 {
+    let bits = bitcast<u32>(v);
+    return select(v, 0.0, bits > 0x80000000u && bits <= 0xff800000u);
+}
+
 // tanh through the logistic function, which stays finite for any input.
 fn stable_tanh(v: f32) -> f32 {
     return 2.0 * logistic(2.0 * v) - 1.0;
@@ -44,7 +53,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     let v = x[i];
     var out: f32;
     switch params.kind {
-        case 0u: { out = max(v, 0.0); }
+        case 0u: { out = relu(v); }
         case 1u: { out = select(params.negative_slope * v, v, v > 0.0); }
         case 2u: { out = logistic(v); }
         default: { out = stable_tanh(v); }
@@ -79,7 +88,7 @@ fn relu_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     if i >= params.len {
         return;
     }
-    y[i] = max(x[i], 0.0);
+    y[i] = relu(x[i]);
 }
 
 // The ReLU gradient, which reads x and dy only.
@@ -89,5 +98,8 @@ fn relu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     if i >= params.len {
         return;
     }
-    dx[i] = select(0.0, dy[i], x[i] > 0.0);
+    // slope · dy rather than a select of 0, as in the general kernel, so a NaN or infinite
+    // gradient is passed on as NaN instead of hidden (a literal 0 · dy is folded to 0).
+    let slope = select(0.0, 1.0, x[i] > 0.0);
+    dx[i] = slope * dy[i];
 }

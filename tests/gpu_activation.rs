@@ -62,3 +62,50 @@ fn activation_forward_backward_match_cpu() {
         }
     }
 }
+
+/// ReLU passes NaN on, as PyTorch does, forward and backward, on the CPU and every GPU
+/// adapter: a `max(v, 0)` that returns 0 for NaN hides a diverging model from the loss, and
+/// a gradient of `0` in place of `0 · dy` hides a NaN gradient.
+#[test]
+fn relu_passes_nan_on() {
+    // x: NaN, +inf, -inf, -1, 2; dy: 1, 1, 1, NaN, 1.
+    let x = ndarray::arr1(&[f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -1.0, 2.0]).into_dyn();
+    let dy = ndarray::arr1(&[1.0, 1.0, 1.0, f32::NAN, 1.0]).into_dyn();
+    let check = |what: &str, y: &ndarray::ArrayD<f32>, dx: &ndarray::ArrayD<f32>| {
+        assert!(y[0].is_nan(), "{what}: relu(NaN) is {}, not NaN", y[0]);
+        assert_eq!(y[1], f32::INFINITY, "{what}: relu(inf)");
+        assert_eq!(y[2], 0.0, "{what}: relu(-inf)");
+        assert_eq!(y[4], 2.0, "{what}: relu(2)");
+        assert!(
+            dx[3].is_nan(),
+            "{what}: a NaN gradient at x < 0 became {}",
+            dx[3]
+        );
+        assert_eq!(dx[4], 1.0, "{what}: the gradient at x = 2");
+    };
+
+    let cpu = CpuBackend::new();
+    let mut y = cpu.zeros("y", &[5]).unwrap();
+    cpu.activation_forward(Activation::Relu, &x, &mut y)
+        .unwrap();
+    let mut dx = cpu.zeros("dx", &[5]).unwrap();
+    cpu.activation_backward(Activation::Relu, &x, &y, &dy, &mut dx)
+        .unwrap();
+    check("cpu", &y, &dx);
+
+    for gpu in gpu_backends() {
+        let x_gpu = gpu.tensor("x", x.view()).unwrap();
+        let dy_gpu = gpu.tensor("dy", dy.view()).unwrap();
+        let mut y_gpu = gpu.full("y", &[5], -7.0).unwrap();
+        gpu.activation_forward(Activation::Relu, &x_gpu, &mut y_gpu)
+            .unwrap();
+        let mut dx_gpu = gpu.full("dx", &[5], -7.0).unwrap();
+        gpu.activation_backward(Activation::Relu, &x_gpu, &y_gpu, &dy_gpu, &mut dx_gpu)
+            .unwrap();
+        check(
+            &gpu.device_name(),
+            &gpu.read(&y_gpu).unwrap(),
+            &gpu.read(&dx_gpu).unwrap(),
+        );
+    }
+}

@@ -20,7 +20,10 @@ pub fn forward(activation: Activation, x: &ArrayD<f32>, y: &mut ArrayD<f32>) -> 
     expect_shape("activation", "y", y.shape(), x.shape())?;
     // One loop per activation, so that no loop branches on the activation per element.
     match activation {
-        Activation::Relu => map(x, y, |v| v.max(0.0)),
+        // Not `v.max(0.0)`, which returns 0 for NaN: NaN passes on, as in PyTorch, so that a
+        // diverging model shows in the loss. The NaN test is explicit because rustc 1.95 at
+        // opt-level 2 compiled `if v < 0.0 { 0.0 } else { v }` to a maximum that drops NaN.
+        Activation::Relu => map(x, y, |v| if v.is_nan() || v >= 0.0 { v } else { 0.0 }),
         Activation::LeakyRelu { negative_slope } => {
             map(x, y, |v| if v > 0.0 { v } else { negative_slope * v })
         }
