@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use ndarray::{ArrayD, IxDyn};
@@ -46,9 +46,11 @@ pub struct Checkpoint {
     /// Optimizer steps taken.
     pub step: u64,
     pub seed: u64,
-    /// The training options, as the writer recorded them.
+    /// The training options, as the writer recorded them (`null` when it recorded none).
     pub training: serde_json::Value,
     tensors: HashMap<String, ArrayD<f32>>,
+    /// The file it was read from, for error messages.
+    path: PathBuf,
 }
 
 /// Metadata that [`save`] records besides the tensors.
@@ -81,8 +83,18 @@ pub fn to_bytes<B: Backend>(
     info: &SaveInfo,
 ) -> Result<Vec<u8>> {
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    let step = optimizer.map_or(0, |optimizer| optimizer.step);
     let mut push = |name: String, tensor: &B::Tensor| -> Result<()> {
         let array = backend.read(tensor)?;
+        // The loader rejects non-finite values, so such a file could never be read back. The
+        // run diverged, and the previous checkpoint is the one worth keeping.
+        if array.iter().any(|v| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                what: "value",
+                step,
+                layer: format!("checkpoint tensor `{name}`"),
+            });
+        }
         let bytes: Vec<u8> = array.iter().flat_map(|v| v.to_le_bytes()).collect();
         tensors.push((name, array.shape().to_vec(), bytes));
         Ok(())
@@ -355,9 +367,9 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Checkpoint> {
         epoch: parse_metadata(path, &metadata, "epoch")?,
         step: parse_metadata(path, &metadata, "step")?,
         seed: parse_metadata(path, &metadata, "seed")?,
-        training: serde_json::from_str(metadata_value(path, &metadata, "training")?)
-            .unwrap_or(serde_json::Value::Null),
+        training: parse_json(path, &metadata, "training")?,
         tensors,
+        path: path.to_path_buf(),
     })
 }
 
@@ -366,11 +378,33 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Checkpoint> {
 /// # Errors
 /// [`Error::Io`] when the file cannot be read, and the errors of [`from_bytes`].
 pub fn load(path: &Path) -> Result<Checkpoint> {
-    let bytes = fs::read(path).map_err(io_error(path))?;
+    let file_type = fs::metadata(path).map_err(io_error(path))?.file_type();
+    if !file_type.is_file() {
+        // A device such as /dev/zero or a FIFO would be read forever.
+        return Err(file_error(
+            path,
+            "is not a regular file; give the path of a checkpoint written by `wgcnn train --save`",
+        ));
+    }
+    let mut file = File::open(path).map_err(io_error(path))?;
+    let len = file.metadata().map_err(io_error(path))?.len();
+    let mut bytes = Vec::new();
+    bytes
+        .try_reserve_exact(usize::try_from(len).unwrap_or(usize::MAX))
+        .map_err(|_| Error::OutOfMemory {
+            name: path.display().to_string(),
+            bytes: u128::from(len),
+        })?;
+    file.read_to_end(&mut bytes).map_err(io_error(path))?;
     from_bytes(path, &bytes)
 }
 
 impl Checkpoint {
+    /// Returns the file the checkpoint was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Builds the checkpoint's model on `backend` with the stored weights.
     ///
     /// The architecture comes from the file, so it is checked before anything is allocated:
@@ -493,8 +527,22 @@ impl Checkpoint {
         let Some(record) = &self.optimizer else {
             return Ok(None);
         };
-        let mut optimizer =
-            Optimizer::new(backend, model, record.kind, record.base_lr, record.schedule)?;
+        let mut optimizer = Optimizer::new(
+            backend,
+            model,
+            record.kind,
+            record.base_lr,
+            record.schedule,
+        )
+        .map_err(|error| match error {
+            Error::InvalidArgument { .. } => file_error(
+                &self.path,
+                format!(
+                    "the recorded optimizer settings are invalid, so the file is corrupt: {error}"
+                ),
+            ),
+            error => error,
+        })?;
         optimizer.step = record.step;
         for (layer, states) in optimizer.state.iter_mut().enumerate() {
             for (param, state) in states.iter_mut().enumerate() {

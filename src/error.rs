@@ -55,6 +55,11 @@ pub enum Error {
     )]
     OutOfMemory { name: String, bytes: u128 },
 
+    /// A data set that does not fit the model: another image size or class count, or no
+    /// images at all. The message names both sides and the fix.
+    #[error("{0}")]
+    DataMismatch(String),
+
     /// A class label outside `0..classes`.
     #[error(
         "label {label} at index {index} is out of range for {classes} classes; labels must be in \

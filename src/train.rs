@@ -184,26 +184,24 @@ fn diagnose_non_finite<B: Backend>(
 fn check_fits<B: Backend>(model: &Model<B>, data: &Dataset, what: &str) -> Result<()> {
     let sample = &data.images().shape()[1..];
     if sample != model.input_shape() {
-        return Err(Error::shape(
-            "fit",
-            format!(
-                "the {what} images have shape {sample:?}, but the model expects {:?}",
-                model.input_shape()
-            ),
-        ));
+        return Err(Error::DataMismatch(format!(
+            "the {what} images are {sample:?} ([channels, height, width]), but the model takes {:?}; \
+             use data of the size the model was built for, or build the model for this data",
+            model.input_shape()
+        )));
     }
     if model.output_shape() != [data.classes()] {
-        return Err(Error::shape(
-            "fit",
-            format!(
-                "the model's output {:?} does not match the {} classes of the {what} data",
-                model.output_shape(),
-                data.classes()
-            ),
-        ));
+        return Err(Error::DataMismatch(format!(
+            "the model's output {:?} does not match the {} classes of the {what} data; \
+             make the last layer's output size the number of classes",
+            model.output_shape(),
+            data.classes()
+        )));
     }
     if data.labels().is_empty() {
-        return Err(Error::shape("fit", format!("the {what} data set is empty")));
+        return Err(Error::DataMismatch(format!(
+            "the {what} data set holds no images; give a data set with at least one"
+        )));
     }
     Ok(())
 }

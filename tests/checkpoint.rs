@@ -236,10 +236,17 @@ fn checkpoint_with_non_finite_values_is_rejected() {
     let cpu = CpuBackend;
     for bad in [f32::NAN, f32::INFINITY] {
         let (mut model, optimizer) = new_run(&cpu, momentum_sgd());
+        // `to_bytes` refuses non-finite values, so a finite marker is written and replaced.
+        let marker = 12345.678_f32;
         let (name, weight) = model.named_tensors_mut().into_iter().next().unwrap();
-        weight.as_slice_mut().unwrap()[3] = bad;
-        let bytes =
+        weight.as_slice_mut().unwrap()[3] = marker;
+        let mut bytes =
             checkpoint::to_bytes(&cpu, &model, Some(&optimizer), &SaveInfo::default()).unwrap();
+        let at = bytes
+            .windows(4)
+            .position(|window| window == marker.to_le_bytes())
+            .expect("the marker is stored");
+        bytes[at..at + 4].copy_from_slice(&bad.to_le_bytes());
         let error =
             checkpoint::from_bytes(std::path::Path::new("bad.safetensors"), &bytes).unwrap_err();
         let message = error.to_string();
@@ -385,4 +392,97 @@ fn diverging_training_names_step_and_layer() {
     assert!(message.contains("step"), "{message}");
     assert!(message.contains("layer"), "{message}");
     assert!(message.contains("--lr"), "{message}");
+}
+
+#[test]
+fn saving_non_finite_parameters_fails_and_keeps_old_checkpoint() {
+    let dir = TempDir::new("save-non-finite");
+    let path = dir.join("model.safetensors");
+    let cpu = CpuBackend;
+    let (mut model, optimizer) = new_run(&cpu, momentum_sgd());
+    checkpoint::save(&path, &cpu, &model, Some(&optimizer), &SaveInfo::default()).unwrap();
+    let before = std::fs::read(&path).unwrap();
+
+    let (name, weight) = model.named_tensors_mut().into_iter().next().unwrap();
+    weight.as_slice_mut().unwrap()[0] = f32::NAN;
+    let error =
+        checkpoint::save(&path, &cpu, &model, Some(&optimizer), &SaveInfo::default()).unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, Error::NonFinite { .. }), "{message}");
+    assert!(message.contains(&format!("`model.{name}`")), "{message}");
+    assert!(message.contains("--lr"), "{message}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the old checkpoint changed"
+    );
+    checkpoint::load(&path).unwrap();
+}
+
+/// A device or a FIFO given as a checkpoint would be read forever or until memory runs out.
+#[cfg(unix)]
+#[test]
+fn checkpoints_that_are_not_regular_files_are_rejected() {
+    let dir = TempDir::new("not-regular");
+    let fifo = dir.join("fifo.safetensors");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    for path in [PathBuf::from("/dev/zero"), fifo, dir.0.clone()] {
+        let error = checkpoint::load(&path).unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, Error::File { .. }), "{message}");
+        assert!(message.contains("not a regular file"), "{message}");
+        assert!(message.contains(&path.display().to_string()), "{message}");
+    }
+}
+
+#[test]
+fn malformed_training_record_is_rejected() {
+    let cpu = CpuBackend;
+    let (model, _) = new_run(&cpu, momentum_sgd());
+    let bytes = checkpoint::to_bytes(&cpu, &model, None, &SaveInfo::default()).unwrap();
+    // Break the JSON of the recorded options in place, keeping every length.
+    let pattern = b"\"training\":\"null\"";
+    let at = bytes
+        .windows(pattern.len())
+        .position(|window| window == pattern)
+        .expect("the header records no training options as null");
+    let mut broken = bytes.clone();
+    broken[at + pattern.len() - 2] = b'!';
+    let path = std::path::Path::new("broken.safetensors");
+    let error = checkpoint::from_bytes(path, &broken).unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, Error::File { .. }), "{message}");
+    assert!(message.contains("`training`"), "{message}");
+    assert!(message.contains("broken.safetensors"), "{message}");
+}
+
+#[test]
+fn invalid_recorded_optimizer_settings_name_the_file() {
+    let cpu = CpuBackend;
+    let (model, optimizer) = new_run(&cpu, momentum_sgd());
+    let bytes = checkpoint::to_bytes(&cpu, &model, Some(&optimizer), &SaveInfo::default()).unwrap();
+    // A negative learning rate, -0.2 written over the stored 0.02.
+    let pattern = b"\\\"base_lr\\\":";
+    let at = bytes
+        .windows(pattern.len())
+        .position(|window| window == pattern)
+        .expect("the header records base_lr");
+    let mut bad = bytes.clone();
+    let value = at + pattern.len();
+    assert_eq!(&bad[value..value + 4], b"0.02");
+    bad[value..value + 4].copy_from_slice(b"-0.2");
+    let path = std::path::Path::new("bad-lr.safetensors");
+    let checkpoint = checkpoint::from_bytes(path, &bad).unwrap();
+    let model = checkpoint.build_model(&cpu).unwrap();
+    let Err(error) = checkpoint.build_optimizer(&cpu, &model) else {
+        panic!("a negative learning rate was accepted");
+    };
+    let message = error.to_string();
+    assert!(matches!(error, Error::File { .. }), "{message}");
+    assert!(message.contains("bad-lr.safetensors"), "{message}");
+    assert!(message.contains("learning rate"), "{message}");
 }

@@ -298,3 +298,113 @@ fn resume_with_more_steps_keeps_training() {
     assert!(changed, "the resumed run left every weight unchanged");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// ReLU on the CPU path passes NaN on, so a diverging default model stops with the step and
+/// layer instead of finishing with NaN weights; no checkpoint of NaN is written.
+#[test]
+fn diverging_cpu_run_stops_with_an_error() {
+    let data = slice_dir();
+    let dir = std::env::temp_dir().join(format!("wgcnn-cli-diverge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let checkpoint = dir.join("model.safetensors");
+    let text = checkpoint.display().to_string();
+    assert_rejected(
+        &[
+            "train",
+            "--device",
+            "cpu",
+            "--data-dir",
+            &data,
+            "--max-steps",
+            "20",
+            "--quiet",
+            "--lr",
+            "1e30",
+            "--save",
+            &text,
+        ],
+        "lower the learning rate (--lr)",
+    );
+    assert!(
+        !checkpoint.exists(),
+        "a checkpoint of a diverged run was written"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Writes a checkpoint of the default model for the test slice, with `training` as the
+/// recorded options, and returns its path.
+fn checkpoint_recording(dir: &Path, name: &str, training: serde_json::Value) -> String {
+    use wgcnn::checkpoint::{self, SaveInfo};
+    use wgcnn::nn::{LrSchedule, Model, Optimizer, OptimizerKind};
+    let cpu = wgcnn::CpuBackend;
+    let specs = wgcnn::models::lenet(1, 28, 28, 10);
+    let model = Model::new(&cpu, &[1, 28, 28], &specs, 0).unwrap();
+    let kind = OptimizerKind::Sgd(wgcnn::SgdConfig::default());
+    let optimizer = Optimizer::new(&cpu, &model, kind, 0.01, LrSchedule::Constant).unwrap();
+    let path = dir.join(name);
+    let info = SaveInfo {
+        epoch: 1,
+        seed: 0,
+        training,
+    };
+    checkpoint::save(&path, &cpu, &model, Some(&optimizer), &info).unwrap();
+    path.display().to_string()
+}
+
+/// Recorded options that are present but wrong make the checkpoint corrupt, named as such;
+/// none may panic or fall back to a default.
+#[test]
+fn resume_and_eval_reject_tampered_training_records() {
+    let data = slice_dir();
+    let dir = std::env::temp_dir().join(format!("wgcnn-cli-record-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = serde_json::json!({
+        "dataset": "fashion-mnist",
+        "model": "lenet",
+        "batch_size": 64,
+        "normalization": null,
+    });
+    let cases = [
+        ("batch_size", serde_json::json!(0), "`batch_size`: 0"),
+        ("dataset", serde_json::json!("imagenet"), "imagenet"),
+        ("model", serde_json::json!("resnet"), "resnet"),
+        (
+            "normalization",
+            serde_json::json!({"mean": "x", "std": [1.0]}),
+            "normalization",
+        ),
+        (
+            "normalization",
+            serde_json::json!({"mean": [0.5], "std": [0.0]}),
+            "standard deviation 0",
+        ),
+    ];
+    for (index, (key, value, expected)) in cases.into_iter().enumerate() {
+        let mut training = good.clone();
+        training[key] = value;
+        let path = checkpoint_recording(&dir, &format!("case{index}.safetensors"), training);
+        for command in ["train", "eval"] {
+            let option = if command == "train" {
+                "--resume"
+            } else {
+                "--checkpoint"
+            };
+            let mut args = vec![
+                command,
+                "--device",
+                "cpu",
+                "--data-dir",
+                &data,
+                option,
+                &path,
+            ];
+            if command == "train" {
+                args.extend(["--max-steps", "1", "--quiet"]);
+            }
+            assert_rejected(&args, expected);
+            assert_rejected(&args, &path);
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -9,7 +9,7 @@ use wgcnn::gpu::{BackendChoice, GpuBackend};
 use wgcnn::train::Trainer;
 use wgcnn::{Backend, CpuBackend, Error};
 
-use super::train::{DeviceChoice, choose_dataset, load_split, recorded_normalization};
+use super::train::{DeviceChoice, Recorded, choose_dataset, load_split};
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -45,10 +45,20 @@ pub fn run(args: EvalArgs) -> wgcnn::Result<()> {
         ));
     }
     let checkpoint = checkpoint::load(&args.checkpoint)?;
-    let dataset = choose_dataset(args.dataset, Some(&checkpoint))?;
+    let recorded = Recorded::of(&checkpoint)?;
+    let dataset = choose_dataset(args.dataset, recorded.dataset)?;
     let mut test = load_split(dataset, args.data_dir.as_deref(), Split::Test)?;
-    if let Some(normalization) = recorded_normalization(&checkpoint) {
-        test.normalize(&normalization)?;
+    if test.is_empty() {
+        return Err(Error::invalid(
+            "--data-dir",
+            format!(
+                "the test set of {} holds no images; give a folder with the full data set",
+                dataset.name()
+            ),
+        ));
+    }
+    if let Some(normalization) = &recorded.normalization {
+        test.normalize(normalization)?;
     }
     match args.device {
         DeviceChoice::Cpu => evaluate_on(&CpuBackend, &checkpoint, &test, args.batch_size),

@@ -154,21 +154,88 @@ pub fn load_split(
     load_dataset(kind, &dir, split)
 }
 
-/// The normalization a checkpoint's training options recorded, if any.
-pub fn recorded_normalization(checkpoint: &Checkpoint) -> Option<Normalization> {
-    let value = checkpoint.training.get("normalization")?;
-    let numbers = |key: &str| -> Option<Vec<f32>> {
-        value
-            .get(key)?
-            .as_array()?
-            .iter()
-            .map(|v| v.as_f64().map(|f| f as f32))
-            .collect()
-    };
-    Some(Normalization {
-        mean: numbers("mean")?,
-        std: numbers("std")?,
-    })
+/// The training options `wgcnn train` records in a checkpoint (see [`training_record`]),
+/// read back strictly. A value that is there but wrong makes the file corrupt; a default in
+/// its place would train or evaluate something else.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    pub dataset: Option<DatasetKind>,
+    pub model: Option<String>,
+    pub batch_size: Option<usize>,
+    pub normalization: Option<Normalization>,
+}
+
+#[derive(serde::Deserialize)]
+struct NormalizationJson {
+    mean: Vec<f32>,
+    std: Vec<f32>,
+}
+
+impl Recorded {
+    /// Reads the options of `checkpoint`. One saved through the library records none.
+    ///
+    /// # Errors
+    /// [`Error::File`] naming the checkpoint when a recorded option is malformed or invalid.
+    pub fn of(checkpoint: &Checkpoint) -> wgcnn::Result<Recorded> {
+        let corrupt = |message: String| Error::File {
+            path: checkpoint.path().to_path_buf(),
+            message: format!(
+                "the recorded training options are invalid ({message}), so the file is corrupt"
+            ),
+        };
+        if checkpoint.training.is_null() {
+            return Ok(Recorded::default());
+        }
+        if !checkpoint.training.is_object() {
+            return Err(corrupt(format!("{} is not an object", checkpoint.training)));
+        }
+        // One key at a time, so that the message names the key that is wrong.
+        fn field<T: serde::de::DeserializeOwned>(
+            training: &serde_json::Value,
+            key: &str,
+        ) -> std::result::Result<Option<T>, String> {
+            match training.get(key) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(value) => serde_json::from_value(value.clone())
+                    .map(Some)
+                    .map_err(|error| format!("`{key}`: {error}")),
+            }
+        }
+        let training = &checkpoint.training;
+        let dataset = field::<String>(training, "dataset")
+            .map_err(corrupt)?
+            .map(|name| name.parse::<DatasetKind>())
+            .transpose()
+            .map_err(|error| corrupt(format!("`dataset`: {error}")))?;
+        let model = field::<String>(training, "model").map_err(corrupt)?;
+        if let Some(name) = &model
+            && ModelChoice::from_str(name, false).is_err()
+        {
+            return Err(corrupt(format!("`model`: unknown model `{name}`")));
+        }
+        let batch_size = field::<usize>(training, "batch_size").map_err(corrupt)?;
+        if batch_size == Some(0) {
+            return Err(corrupt("`batch_size`: 0; it must be at least 1".into()));
+        }
+        let normalization = field::<NormalizationJson>(training, "normalization")
+            .map_err(corrupt)?
+            .map(|n| Normalization {
+                mean: n.mean,
+                std: n.std,
+            });
+        if let Some(normalization) = &normalization {
+            let channels = checkpoint.input_shape.first().copied().unwrap_or(0);
+            normalization
+                .check(channels)
+                .map_err(|error| corrupt(error.to_string()))?;
+        }
+        Ok(Recorded {
+            dataset,
+            model,
+            batch_size,
+            normalization,
+        })
+    }
 }
 
 fn prepare(args: &TrainArgs) -> wgcnn::Result<Job> {
@@ -191,12 +258,35 @@ fn prepare(args: &TrainArgs) -> wgcnn::Result<Job> {
         checkpoint::check_save_path(path)?;
     }
     let resume = args.resume.as_deref().map(checkpoint::load).transpose()?;
-    let dataset = choose_dataset(args.dataset, resume.as_ref())?;
+    let recorded = resume
+        .as_ref()
+        .map(Recorded::of)
+        .transpose()?
+        .unwrap_or_default();
+    let dataset = choose_dataset(args.dataset, recorded.dataset)?;
     let dir = find_dataset_dir(dataset, args.data_dir.as_deref())?;
     let mut train = load_dataset(dataset, &dir, Split::Train)?;
     let mut test = load_dataset(dataset, &dir, Split::Test)?;
+    for (split, data) in [("training", &train), ("test", &test)] {
+        if data.is_empty() {
+            return Err(Error::File {
+                path: dir.clone(),
+                message: format!(
+                    "the {split} set of {} holds no images; give a folder with the full data set",
+                    dataset.name()
+                ),
+            });
+        }
+    }
+    if args.batch_size > train.len() && args.resume.is_none() {
+        log::warn!(
+            "--batch-size {} is larger than the {} training images, so every step takes all of them",
+            args.batch_size,
+            train.len()
+        );
+    }
     let normalization = match &resume {
-        Some(checkpoint) => recorded_normalization(checkpoint),
+        Some(_) => recorded.normalization.clone(),
         // Statistics of the training set only, applied to both sets.
         None if !args.no_normalize => Some(train.channel_mean_std()?),
         None => None,
@@ -243,16 +333,12 @@ fn prepare(args: &TrainArgs) -> wgcnn::Result<Job> {
         .to_possible_value()
         .map_or_else(|| format!("{:?}", args.model), |v| v.get_name().to_string());
     if let Some(checkpoint) = &resume {
-        if let Some(name) = checkpoint.training.get("model").and_then(|v| v.as_str()) {
-            model_name = name.to_string();
+        if let Some(name) = &recorded.model {
+            model_name = name.clone();
         }
         config.seed = checkpoint.seed;
-        if let Some(batch_size) = checkpoint
-            .training
-            .get("batch_size")
-            .and_then(|v| v.as_u64())
-        {
-            config.batch_size = batch_size as usize;
+        if let Some(batch_size) = recorded.batch_size {
+            config.batch_size = batch_size;
         }
     }
     Ok(Job {
@@ -274,12 +360,8 @@ fn prepare(args: &TrainArgs) -> wgcnn::Result<Job> {
 /// Fashion-MNIST have the same shapes and the mix-up would otherwise go unnoticed.
 pub fn choose_dataset(
     requested: Option<DatasetKind>,
-    checkpoint: Option<&Checkpoint>,
+    recorded: Option<DatasetKind>,
 ) -> wgcnn::Result<DatasetKind> {
-    let recorded = checkpoint
-        .and_then(|c| c.training.get("dataset"))
-        .and_then(|v| v.as_str())
-        .and_then(|name| name.parse::<DatasetKind>().ok());
     match (requested, recorded) {
         (Some(requested), Some(recorded)) if requested != recorded => Err(Error::invalid(
             "--dataset",
@@ -382,10 +464,12 @@ fn train_on<B: Backend>(
         Some(checkpoint) => {
             let model = checkpoint.build_model(backend)?;
             let optimizer = checkpoint.build_optimizer(backend, &model)?.ok_or_else(|| {
-                Error::invalid(
-                    "--resume",
-                    "the checkpoint holds no optimizer state, so training cannot continue from it",
-                )
+                Error::File {
+                    path: checkpoint.path().to_path_buf(),
+                    message: "holds no optimizer state, so training cannot continue from it; \
+                              evaluate it with `wgcnn eval --checkpoint`, or train anew without --resume"
+                        .into(),
+                }
             })?;
             if model.input_shape() != input_shape {
                 return Err(Error::shape(
