@@ -60,6 +60,13 @@ pub enum Error {
     #[error("{0}")]
     DataMismatch(String),
 
+    /// The GPU driver could not allocate memory.
+    #[error(
+        "the GPU ran out of memory for {what}; use a smaller batch size or a smaller model, or \
+         close other programs that use the GPU"
+    )]
+    GpuOutOfMemory { what: String },
+
     /// A class label outside `0..classes`.
     #[error(
         "label {label} at index {index} is out of range for {classes} classes; labels must be in \

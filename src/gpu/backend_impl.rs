@@ -37,8 +37,12 @@ impl Backend for GpuBackend {
 
     fn full(&self, label: &str, shape: &[usize], value: f32) -> Result<GpuTensor> {
         let len = check_nonempty(label, shape)?;
-        let data = vec![value; len];
-        let buffer = self.create_storage_buffer(label, bytemuck::cast_slice(&data))?;
+        let bytes = value.to_le_bytes();
+        let buffer =
+            self.create_storage_buffer_with(label, (len as u64).saturating_mul(4), |mapped| {
+                let (mut elements, _) = mapped.into_chunks::<4>();
+                elements.fill(bytes);
+            })?;
         Ok(GpuTensor {
             buffer,
             shape: shape.to_vec(),
@@ -47,9 +51,12 @@ impl Backend for GpuBackend {
     }
 
     fn tensor(&self, label: &str, data: ArrayViewD<'_, f32>) -> Result<GpuTensor> {
-        check_nonempty(label, data.shape())?;
-        let contiguous: Vec<f32> = data.iter().copied().collect();
-        let buffer = self.create_storage_buffer(label, bytemuck::cast_slice(&contiguous))?;
+        let len = check_nonempty(label, data.shape())?;
+        let buffer =
+            self.create_storage_buffer_with(label, (len as u64).saturating_mul(4), |mapped| {
+                let (elements, _) = mapped.into_chunks::<4>();
+                elements.write_iter(data.iter().map(|value| value.to_le_bytes()));
+            })?;
         Ok(GpuTensor {
             buffer,
             shape: data.shape().to_vec(),

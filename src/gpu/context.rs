@@ -191,7 +191,8 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
     pub timeout: Duration,
-    errors: Arc<Mutex<Vec<String>>>,
+    /// Errors wgpu reported, oldest first, each with whether it was an out-of-memory error.
+    errors: Arc<Mutex<Vec<(bool, String)>>>,
     lost: Arc<Mutex<Option<String>>>,
 }
 
@@ -304,7 +305,8 @@ impl GpuContext {
         device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
             log::error!("wgpu reported: {error}");
             if let Ok(mut errors) = sink.lock() {
-                errors.push(error.to_string());
+                let out_of_memory = matches!(error, wgpu::Error::OutOfMemory { .. });
+                errors.push((out_of_memory, error.to_string()));
             }
         }));
         let lost = Arc::new(Mutex::new(None));
@@ -361,10 +363,15 @@ impl GpuContext {
         if errors.is_empty() {
             return Ok(());
         }
-        let first = errors.remove(0);
+        let (out_of_memory, first) = errors.remove(0);
         let more = errors.len();
         errors.clear();
         drop(errors);
+        if out_of_memory {
+            return Err(Error::GpuOutOfMemory {
+                what: format!("an allocation ({first})"),
+            });
+        }
         if more > 0 {
             Err(self.failure(format!("{first} (and {more} more errors)")))
         } else {

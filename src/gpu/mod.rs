@@ -170,23 +170,46 @@ impl GpuBackend {
         name: &str,
         contents: &[u8],
     ) -> Result<Arc<wgpu::Buffer>> {
-        self.check_size(name, contents.len() as u64)?;
+        self.create_storage_buffer_with(name, contents.len() as u64, |mut mapped| {
+            mapped.copy_from_slice(contents);
+        })
+    }
+
+    /// Creates a storage buffer of `bytes` bytes whose contents `fill` writes, straight into
+    /// the mapped buffer: no copy of them is made on the host, so the largest allocation is
+    /// the buffer's own.
+    ///
+    /// # Errors
+    /// [`Error::TensorTooLarge`] beyond the adapter's limits, [`Error::GpuOutOfMemory`] when
+    /// the driver cannot allocate the buffer.
+    pub(crate) fn create_storage_buffer_with(
+        &self,
+        name: &str,
+        bytes: u64,
+        fill: impl FnOnce(wgpu::WriteOnly<'_, [u8]>),
+    ) -> Result<Arc<wgpu::Buffer>> {
+        self.check_size(name, bytes)?;
         let buffer = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(name),
-            size: contents.len() as u64,
+            size: bytes,
             usage: wgpu::BufferUsages::STORAGE
                 | wgpu::BufferUsages::COPY_SRC
                 | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: true,
         });
-        buffer
-            .slice(..)
-            .get_mapped_range_mut()
-            .map_err(|error| {
-                self.ctx
-                    .failure(format!("failed to map buffer `{name}`: {error}"))
-            })?
-            .copy_from_slice(contents);
+        // A failed allocation leaves an invalid buffer; its error names it first.
+        self.ctx.check_errors().map_err(|error| match error {
+            Error::GpuOutOfMemory { .. } => Error::GpuOutOfMemory {
+                what: format!("tensor `{name}` ({bytes} bytes)"),
+            },
+            error => error,
+        })?;
+        let mut mapped = buffer.slice(..).get_mapped_range_mut().map_err(|error| {
+            self.ctx
+                .failure(format!("failed to map buffer `{name}`: {error}"))
+        })?;
+        fill(mapped.slice(..));
+        drop(mapped);
         buffer.unmap();
         self.count(|c| c.buffers += 1);
         self.ctx.check_errors()?;
@@ -207,8 +230,11 @@ impl GpuBackend {
         if let Some(tensor) = self.scratch.borrow().get(&key) {
             return Ok(tensor.clone());
         }
-        let buffer =
-            self.create_storage_buffer(purpose, bytemuck::cast_slice(&vec![0.0f32; len]))?;
+        let buffer = self.create_storage_buffer_with(
+            purpose,
+            (len as u64).saturating_mul(4),
+            |mut mapped| mapped.fill(0),
+        )?;
         let tensor = GpuTensor {
             buffer,
             shape: vec![len],
