@@ -32,8 +32,9 @@ pub enum Error {
     #[error("invalid shape for {op}: {message}")]
     Shape { op: &'static str, message: String },
 
-    /// An invalid option or hyperparameter.
-    #[error("invalid value for {name}: {message}")]
+    /// An invalid option or hyperparameter. The message continues the sentence that the name
+    /// starts, as in "--batch-size must be at least 1, such as 64; got 0".
+    #[error("{name} {message}")]
     InvalidArgument { name: &'static str, message: String },
 
     /// A tensor larger than one storage binding or buffer may be on this adapter.

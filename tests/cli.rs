@@ -5,8 +5,14 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn wgcnn(args: &[&str]) -> Output {
+    wgcnn_with_env(args, &[])
+}
+
+/// Runs wgcnn with the environment variables `env` set in addition to the inherited ones.
+fn wgcnn_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wgcnn"))
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("the wgcnn binary runs")
 }
@@ -20,7 +26,12 @@ fn slice_dir() -> String {
 
 /// Asserts a failure whose stderr mentions `expected` and contains no panic or backtrace.
 fn assert_rejected(args: &[&str], expected: &str) {
-    let output = wgcnn(args);
+    assert_rejected_with_env(args, &[], expected);
+}
+
+/// As [`assert_rejected`], with the environment variables `env` set.
+fn assert_rejected_with_env(args: &[&str], env: &[(&str, &str)], expected: &str) {
+    let output = wgcnn_with_env(args, env);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{args:?} succeeded: {stderr}");
     assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
@@ -38,10 +49,19 @@ fn train_rejects_bad_options() {
     let cases: [(&[&str], &str); 9] = [
         (&["--batch-size", "0"], "--batch-size"),
         (&["--epochs", "0"], "--epochs"),
-        (&["--lr", "-1"], "learning rate"),
-        (&["--lr", "0"], "learning rate"),
-        (&["--momentum", "1.5"], "momentum"),
-        (&["--weight-decay", "-0.5"], "weight decay"),
+        (
+            &["--lr", "-1"],
+            "learning rate (--lr) must be a positive finite number, such as 0.01; got -1",
+        ),
+        (&["--lr", "0"], "learning rate (--lr) must be"),
+        (
+            &["--momentum", "1.5"],
+            "momentum (--momentum) must be in [0, 1); got 1.5",
+        ),
+        (
+            &["--weight-decay", "-0.5"],
+            "weight decay (--weight-decay) must be 0 or a positive finite number; got -0.5",
+        ),
         (&["--backend", "foo"], "unknown backend"),
         (&["--dataset", "imagenet"], "imagenet"),
         (&["--max-steps", "0"], "--max-steps"),
@@ -50,6 +70,15 @@ fn train_rejects_bad_options() {
         let args: Vec<&str> = base.iter().chain(extra).copied().collect();
         assert_rejected(&args, expected);
     }
+}
+
+#[test]
+fn gpu_timeout_suggests_the_default() {
+    assert_rejected_with_env(
+        &["bench", "--device", "gpu"],
+        &[("WGCNN_GPU_TIMEOUT", "soon")],
+        "WGCNN_GPU_TIMEOUT must be a positive number of seconds, such as 300 (the default); got `soon`",
+    );
 }
 
 #[test]

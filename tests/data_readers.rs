@@ -309,6 +309,20 @@ fn idx_rejects_corrupt_gzip() {
         &["cut.gz", "corrupt gzip stream"],
     );
 
+    // A complete stream whose CRC-32 in the trailer (the 8 bytes before the end) is wrong.
+    let mut bad_checksum = compressed.clone();
+    let crc = bad_checksum.len() - 8;
+    bad_checksum[crc] ^= 0xff;
+    let error = decode_idx_images(&bad_checksum, Path::new("crc.gz"))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("checksum"), "{error}");
+    assert_eq!(
+        error.matches("corrupt gzip stream").count(),
+        1,
+        "the phrase repeats: {error}"
+    );
+
     // Only the gzip magic bytes, no valid header after them.
     assert_error(
         decode_idx_labels(&[0x1f, 0x8b, 0, 0], Path::new("stub.gz"), 10),

@@ -62,13 +62,13 @@ pub fn run(args: BenchArgs) -> wgcnn::Result<()> {
     if args.steps == 0 {
         return Err(wgcnn::Error::invalid(
             "--steps",
-            "0 must be at least 1, such as 50",
+            "must be at least 1, such as 50; got 0",
         ));
     }
     if args.runs == 0 {
         return Err(wgcnn::Error::invalid(
             "--runs",
-            "0 must be at least 1, such as 10",
+            "must be at least 1, such as 10; got 0",
         ));
     }
     let mut results = Vec::new();

@@ -41,7 +41,7 @@ pub fn run(args: EvalArgs) -> wgcnn::Result<()> {
     if args.batch_size == 0 {
         return Err(Error::invalid(
             "--batch-size",
-            "0 must be at least 1, such as 500",
+            "must be at least 1, such as 500; got 0",
         ));
     }
     let checkpoint = checkpoint::load(&args.checkpoint)?;

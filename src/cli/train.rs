@@ -175,17 +175,17 @@ fn prepare(args: &TrainArgs) -> wgcnn::Result<Job> {
     if args.batch_size == 0 {
         return Err(Error::invalid(
             "--batch-size",
-            "0 must be at least 1, such as 64",
+            "must be at least 1, such as 64; got 0",
         ));
     }
     if args.epochs == 0 {
         return Err(Error::invalid(
             "--epochs",
-            "0 must be at least 1, such as 5",
+            "must be at least 1, such as 5; got 0",
         ));
     }
     if args.max_steps == Some(0) {
-        return Err(Error::invalid("--max-steps", "0 must be at least 1"));
+        return Err(Error::invalid("--max-steps", "must be at least 1; got 0"));
     }
     if let Some(path) = &args.save {
         checkpoint::check_save_path(path)?;
@@ -381,12 +381,14 @@ fn train_on<B: Backend>(
     let (mut model, mut optimizer) = match &job.resume {
         Some(checkpoint) => {
             let model = checkpoint.build_model(backend)?;
-            let optimizer = checkpoint.build_optimizer(backend, &model)?.ok_or_else(|| {
-                Error::invalid(
-                    "--resume",
-                    "the checkpoint holds no optimizer state, so training cannot continue from it",
-                )
-            })?;
+            let optimizer = checkpoint
+                .build_optimizer(backend, &model)?
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "--resume",
+                        "needs a checkpoint with optimizer state, and this one contains none",
+                    )
+                })?;
             if model.input_shape() != input_shape {
                 return Err(Error::shape(
                     "--resume",

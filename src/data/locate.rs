@@ -156,8 +156,8 @@ impl FromStr for DatasetKind {
             "fashion-mnist" | "fashion_mnist" | "fashionmnist" => Ok(DatasetKind::FashionMnist),
             "cifar10" | "cifar-10" => Ok(DatasetKind::Cifar10),
             _ => Err(Error::invalid(
-                "dataset",
-                format!("unknown data set `{name}`; expected mnist, fashion-mnist or cifar10"),
+                "data set",
+                format!("`{name}` is unknown; expected mnist, fashion-mnist or cifar10"),
             )),
         }
     }

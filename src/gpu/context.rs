@@ -125,7 +125,7 @@ impl GpuOptions {
                 .ok_or_else(|| {
                     Error::invalid(
                         TIMEOUT_ENV,
-                        format!("`{text}` is not a positive number of seconds, such as 600"),
+                        format!("must be a positive number of seconds, such as 300 (the default); got `{text}`"),
                     )
                 })?;
         }
