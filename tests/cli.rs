@@ -73,6 +73,44 @@ fn train_rejects_bad_options() {
 }
 
 #[test]
+fn counts_reject_negative_and_zero() {
+    let cases: [(&[&str], &str, &str); 7] = [
+        (&["train"], "--batch-size", "at least 1, such as 64"),
+        (&["train"], "--epochs", "at least 1, such as 5"),
+        (&["train"], "--max-steps", "at least 1, such as 1000"),
+        (
+            &["eval", "--checkpoint", "model.safetensors"],
+            "--batch-size",
+            "at least 1, such as 500",
+        ),
+        (&["bench"], "--steps", "at least 1, such as 50"),
+        (&["bench"], "--runs", "at least 1, such as 10"),
+        (&["train"], "--seed", "at least 0, such as 42"),
+    ];
+    for (command, option, rule) in cases {
+        let values: &[&str] = if option == "--seed" {
+            &["-5"]
+        } else {
+            &["-1", "0"]
+        };
+        for value in values {
+            let args: Vec<&str> = command.iter().copied().chain([option, value]).collect();
+            let output = wgcnn(&args);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!("'{value}' for '{option} ")),
+                "{args:?} names no option and value: {stderr}"
+            );
+            assert!(
+                stderr.contains(&format!("must be a whole number of {rule}")),
+                "{args:?} gives no fix: {stderr}"
+            );
+        }
+    }
+}
+
+#[test]
 fn gpu_timeout_suggests_the_default() {
     assert_rejected_with_env(
         &["bench", "--device", "gpu"],

@@ -7,7 +7,7 @@ use wgcnn::checkpoint;
 use wgcnn::data::{DatasetKind, Split};
 use wgcnn::gpu::{BackendChoice, GpuBackend};
 use wgcnn::train::Trainer;
-use wgcnn::{Backend, CpuBackend, Error};
+use wgcnn::{Backend, CpuBackend};
 
 use super::train::{DeviceChoice, choose_dataset, load_split, recorded_normalization};
 
@@ -24,7 +24,12 @@ pub struct EvalArgs {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Images per evaluation batch.
-    #[arg(long, default_value_t = 500)]
+    #[arg(
+        long,
+        default_value_t = 500,
+        allow_negative_numbers = true,
+        value_parser = super::whole_number::<usize>(1, 500)
+    )]
     batch_size: usize,
     /// Where to evaluate.
     #[arg(long, value_enum, default_value = "gpu")]
@@ -38,12 +43,6 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> wgcnn::Result<()> {
-    if args.batch_size == 0 {
-        return Err(Error::invalid(
-            "--batch-size",
-            "must be at least 1, such as 500; got 0",
-        ));
-    }
     let checkpoint = checkpoint::load(&args.checkpoint)?;
     let dataset = choose_dataset(args.dataset, Some(&checkpoint))?;
     let mut test = load_split(dataset, args.data_dir.as_deref(), Split::Test)?;

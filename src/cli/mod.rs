@@ -37,6 +37,31 @@ pub fn run(cli: Cli) -> wgcnn::Result<()> {
     }
 }
 
+/// Builds the parser of a whole-number option whose values start at `min`. The option also
+/// needs `allow_negative_numbers`, or clap reports `-1` as an unexpected argument instead of
+/// passing it here. The message names `example` as a valid value.
+fn whole_number<T>(
+    min: u64,
+    example: u64,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: TryFrom<u64> + Clone + Send + Sync + 'static,
+{
+    move |text: &str| {
+        let rule = format!("must be a whole number of at least {min}, such as {example}");
+        // i128 holds every u64 and every negative i64, so a negative number is distinguished
+        // from text that is not a number.
+        match text.trim().parse::<i128>() {
+            Ok(value) if value < i128::from(min) => Err(rule),
+            Ok(value) => u64::try_from(value)
+                .ok()
+                .and_then(|value| T::try_from(value).ok())
+                .ok_or_else(|| format!("{rule}; this value is too large")),
+            Err(_) => Err(rule),
+        }
+    }
+}
+
 /// GPU options from `WGCNN_BACKEND` and `WGCNN_ADAPTER`, overridden by the command line's
 /// `--backend` and `--adapter` where given.
 fn gpu_options(

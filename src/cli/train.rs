@@ -62,10 +62,21 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value = "lenet", conflicts_with = "resume")]
     model: ModelChoice,
     /// Passes over the training set.
-    #[arg(long, default_value_t = 5)]
+    #[arg(
+        long,
+        default_value_t = 5,
+        allow_negative_numbers = true,
+        value_parser = super::whole_number::<usize>(1, 5)
+    )]
     epochs: usize,
     /// Images per training step.
-    #[arg(long, default_value_t = 64, conflicts_with = "resume")]
+    #[arg(
+        long,
+        default_value_t = 64,
+        conflicts_with = "resume",
+        allow_negative_numbers = true,
+        value_parser = super::whole_number::<usize>(1, 64)
+    )]
     batch_size: usize,
     /// Base learning rate (default: 0.05 for SGD, 0.001 for Adam and AdamW).
     #[arg(long, allow_negative_numbers = true, conflicts_with = "resume")]
@@ -105,10 +116,20 @@ pub struct TrainArgs {
     #[arg(long)]
     adapter: Option<String>,
     /// Seed of the initial weights, the shuffling and dropout.
-    #[arg(long, default_value_t = 0, conflicts_with = "resume")]
+    #[arg(
+        long,
+        default_value_t = 0,
+        conflicts_with = "resume",
+        allow_negative_numbers = true,
+        value_parser = super::whole_number::<u64>(0, 42)
+    )]
     seed: u64,
     /// Stop after this many training steps in total.
-    #[arg(long)]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        value_parser = super::whole_number::<u64>(1, 1000)
+    )]
     max_steps: Option<u64>,
     /// Write one JSON object per epoch to this file (JSON Lines), replacing the file.
     #[arg(long)]
@@ -172,21 +193,6 @@ pub fn recorded_normalization(checkpoint: &Checkpoint) -> Option<Normalization> 
 }
 
 fn prepare(args: &TrainArgs) -> wgcnn::Result<Job> {
-    if args.batch_size == 0 {
-        return Err(Error::invalid(
-            "--batch-size",
-            "must be at least 1, such as 64; got 0",
-        ));
-    }
-    if args.epochs == 0 {
-        return Err(Error::invalid(
-            "--epochs",
-            "must be at least 1, such as 5; got 0",
-        ));
-    }
-    if args.max_steps == Some(0) {
-        return Err(Error::invalid("--max-steps", "must be at least 1; got 0"));
-    }
     if let Some(path) = &args.save {
         checkpoint::check_save_path(path)?;
     }
