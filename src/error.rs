@@ -20,6 +20,19 @@ pub enum Error {
         seen: String,
     },
 
+    /// Adapters exist, but none matched the backend or name filter.
+    #[error(
+        "no GPU adapter matches {requested}; the adapters found are {seen}. Change {settings} \
+         to select one of them, or leave {pronoun} out to use the best one; `wgcnn devices` \
+         lists them with their details"
+    )]
+    NoMatchingAdapter {
+        requested: String,
+        seen: String,
+        settings: String,
+        pronoun: &'static str,
+    },
+
     /// A backend name that wgcnn does not know.
     #[error("unknown backend `{0}`; expected one of auto, vulkan, metal, dx12, gl")]
     UnknownBackend(String),

@@ -120,6 +120,61 @@ fn gpu_timeout_suggests_the_default() {
 }
 
 #[test]
+fn unknown_env_backend_names_variable() {
+    assert_rejected_with_env(
+        &["bench", "--device", "gpu"],
+        &[("WGCNN_BACKEND", "foo")],
+        "WGCNN_BACKEND is `foo`, an unknown backend",
+    );
+}
+
+/// Metal exists only on Apple platforms, so elsewhere `--backend metal` finds no adapter.
+#[cfg(not(target_vendor = "apple"))]
+#[test]
+fn devices_fails_for_backend_without_adapters() {
+    let output = wgcnn(&["devices", "--backend", "metal"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("--backend metal"), "{stderr}");
+}
+
+#[test]
+fn unmatched_adapter_filter_lists_adapters() {
+    // `wgcnn devices` fails when the machine has no adapter at all; then install advice is
+    // the right fix.
+    let machine_has_adapters = wgcnn(&["devices"]).status.success();
+    let filter = "no-such-adapter-xyz";
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], String);
+    let cases: [Case; 2] = [
+        (
+            &["bench", "--device", "gpu", "--adapter", filter],
+            &[],
+            format!("--adapter `{filter}`"),
+        ),
+        (
+            &["bench", "--device", "gpu"],
+            &[("WGCNN_ADAPTER", filter)],
+            format!("WGCNN_ADAPTER `{filter}`"),
+        ),
+    ];
+    for (args, env, setting) in cases {
+        let output = wgcnn_with_env(args, env);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} {env:?}: {stderr}");
+        assert!(stderr.contains(&setting), "{args:?} {env:?}: {stderr}");
+        if machine_has_adapters {
+            assert!(
+                stderr.contains("the adapters found are"),
+                "{args:?} {env:?}: {stderr}"
+            );
+            assert!(!stderr.contains("apt-get"), "{args:?} {env:?}: {stderr}");
+        } else {
+            assert!(stderr.contains("apt-get"), "{args:?} {env:?}: {stderr}");
+        }
+    }
+}
+
+#[test]
 fn train_rejects_unsafe_save_paths_before_training() {
     let data = slice_dir();
     let base = [

@@ -49,7 +49,7 @@ where
 {
     move |text: &str| {
         let rule = format!("must be a whole number of at least {min}, such as {example}");
-        // i128 holds every u64 and every negative i64, so a negative number is distinguished
+        // i128 contains every u64 and every negative i64, so a negative number is distinguished
         // from text that is not a number.
         match text.trim().parse::<i128>() {
             Ok(value) if value < i128::from(min) => Err(rule),
@@ -71,9 +71,11 @@ fn gpu_options(
     let mut options = wgcnn::GpuOptions::from_env()?;
     if let Some(backend) = backend {
         options.backend = backend;
+        options.backend_setting = "--backend";
     }
     if let Some(adapter) = adapter {
         options.adapter_name = Some(adapter.to_string());
+        options.adapter_setting = "--adapter";
     }
     Ok(options)
 }
