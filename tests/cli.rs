@@ -185,15 +185,130 @@ fn train_rejects_unsafe_save_paths_before_training() {
         data.as_str(),
         "--save",
     ];
-    let cases: [(&str, &str); 3] = [
+    let under_file = format!("{data}/train-images-idx3-ubyte.gz/model.safetensors");
+    let cases: [(&str, &str); 4] = [
         ("/dev/null", "not a regular file"),
         ("/nonexistent-folder/model.safetensors", "does not exist"),
         ("/tmp", "not a regular file"),
+        (&under_file, "is a file, not a folder"),
     ];
     for (path, expected) in cases {
         let args: Vec<&str> = base.iter().copied().chain([path]).collect();
         assert_rejected(&args, expected);
     }
+}
+
+/// /proc rejects new files even for root, so the folder probe fails there.
+#[cfg(target_os = "linux")]
+#[test]
+fn unwritable_save_folder_fails_before_training() {
+    let data = slice_dir();
+    let output = wgcnn(&[
+        "train",
+        "--device",
+        "cpu",
+        "--data-dir",
+        &data,
+        "--max-steps",
+        "3",
+        "--save",
+        "/proc/model.safetensors",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("creating a file in /proc failed"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("training lenet"),
+        "training started: {stderr}"
+    );
+}
+
+#[test]
+fn file_options_name_option_and_problem() {
+    let dir = std::env::temp_dir().join(format!("wgcnn-cli-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let folder = dir.display().to_string();
+    let missing = dir.join("missing.safetensors").display().to_string();
+    // The data folder does not exist, so only a check made before loading data can report
+    // the --metrics problem.
+    let base = [
+        "train",
+        "--device",
+        "cpu",
+        "--data-dir",
+        "/nonexistent/data",
+    ];
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["--metrics", "/nonexistent/dir/m.jsonl"],
+            "cannot write the metrics file (--metrics): its folder does not exist",
+        ),
+        (
+            &["--metrics", &folder],
+            "cannot write the metrics file (--metrics): it is a folder",
+        ),
+        (
+            &["--resume", &missing],
+            "the checkpoint file given to --resume does not exist",
+        ),
+        (
+            &["--resume", &folder],
+            "the checkpoint given to --resume is a folder",
+        ),
+        (
+            &["--resume", "/dev/null"],
+            "the checkpoint given to --resume is not a regular file",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        assert_rejected(&args, expected);
+    }
+    assert_rejected(
+        &["eval", "--device", "cpu", "--checkpoint", &folder],
+        "the checkpoint given to --checkpoint is a folder",
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn metrics_rejects_save_and_resume_paths() {
+    let data = slice_dir();
+    let dir = std::env::temp_dir().join(format!("wgcnn-cli-same-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let path = dir.join("out").display().to_string();
+    let dotted = dir.join(".").join("out").display().to_string();
+    let parent = dir.join("sub").join("..").join("out").display().to_string();
+    let base = ["train", "--device", "cpu", "--data-dir", data.as_str()];
+    let cases: [(&str, &str, &str); 3] = [
+        ("--save", &path, &path),
+        ("--save", &path, &dotted),
+        ("--save", &path, &parent),
+    ];
+    for (option, other, metrics) in cases {
+        let args: Vec<&str> = base
+            .iter()
+            .copied()
+            .chain([option, other, "--metrics", metrics])
+            .collect();
+        assert_rejected(&args, "--metrics names the same file as --save");
+    }
+    std::fs::write(&path, b"a checkpoint").unwrap();
+    let args: Vec<&str> = base
+        .iter()
+        .copied()
+        .chain(["--resume", &path, "--metrics", &dotted])
+        .collect();
+    assert_rejected(&args, "--metrics names the same file as --resume");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        b"a checkpoint",
+        "--metrics truncated the checkpoint"
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

@@ -43,6 +43,7 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> wgcnn::Result<()> {
+    super::check_checkpoint_file("--checkpoint", &args.checkpoint)?;
     let checkpoint = checkpoint::load(&args.checkpoint)?;
     let dataset = choose_dataset(args.dataset, Some(&checkpoint))?;
     let mut test = load_split(dataset, args.data_dir.as_deref(), Split::Test)?;

@@ -5,7 +5,11 @@ mod devices;
 mod eval;
 mod train;
 
+use std::fs;
+use std::path::{Path, PathBuf};
+
 use clap::{Parser, Subcommand};
+use wgcnn::Error;
 
 /// Train convolutional neural networks on any GPU through wgpu, or on the CPU.
 #[derive(Debug, Parser)]
@@ -35,6 +39,54 @@ pub fn run(cli: Cli) -> wgcnn::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Devices(args) => devices::run(args),
     }
+}
+
+/// Checks that `path`, given to `option`, names an existing regular file, so that a wrong
+/// path gets a message that names the option instead of a bare OS error, and a device such
+/// as /dev/zero is not read without end.
+///
+/// # Errors
+/// [`Error::File`] naming the path, the option, the cause and what to change.
+fn check_checkpoint_file(option: &str, path: &Path) -> wgcnn::Result<()> {
+    let problem = match fs::metadata(path) {
+        Ok(metadata) if metadata.is_file() => return Ok(()),
+        Ok(metadata) if metadata.is_dir() => format!(
+            "the checkpoint given to {option} is a folder; name the .safetensors file inside it \
+             that `wgcnn train --save FILE` wrote"
+        ),
+        Ok(_) => format!(
+            "the checkpoint given to {option} is not a regular file (a device or pipe); name the \
+             .safetensors file that `wgcnn train --save FILE` wrote"
+        ),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => format!(
+            "the checkpoint file given to {option} does not exist; check the path, or write a \
+             checkpoint with `wgcnn train --save FILE`"
+        ),
+        Err(error) => {
+            format!("cannot read the checkpoint file given to {option} ({error}); check the path")
+        }
+    };
+    Err(Error::File {
+        path: path.to_path_buf(),
+        message: problem,
+    })
+}
+
+/// Makes `path` comparable with another spelling of the same file: absolute, with the
+/// parent folder's symbolic links and `..` resolved when that folder exists.
+fn comparable_path(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    match (absolute.parent(), absolute.file_name()) {
+        (Some(parent), Some(name)) => fs::canonicalize(parent)
+            .map(|parent| parent.join(name))
+            .unwrap_or(absolute),
+        _ => absolute,
+    }
+}
+
+/// Returns whether `a` and `b` name the same file, as far as [`comparable_path`] can tell.
+fn same_file_path(a: &Path, b: &Path) -> bool {
+    comparable_path(a) == comparable_path(b)
 }
 
 /// Builds the parser of a whole-number option whose values start at `min`. The option also

@@ -1,9 +1,9 @@
 //! `wgcnn train`: the main job.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, ErrorKind, Write};
 use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -163,6 +163,8 @@ struct Job {
     /// The `--model` value, or the one a resumed checkpoint recorded.
     model_name: String,
     dataset: DatasetKind,
+    /// The `--metrics` file, created before the data is loaded.
+    metrics: Option<BufWriter<File>>,
 }
 
 /// Loads one split of a data set from `data_dir` or the default places.
@@ -193,9 +195,16 @@ pub fn recorded_normalization(checkpoint: &Checkpoint) -> Option<Normalization> 
 }
 
 fn prepare(args: &TrainArgs) -> wgcnn::Result<Job> {
-    if let Some(path) = &args.save {
-        checkpoint::check_save_path(path)?;
+    check_output_paths(args)?;
+    if let Some(path) = &args.resume {
+        super::check_checkpoint_file("--resume", path)?;
     }
+    // The file is created (and replaced) before the slow steps, so a bad path fails at once.
+    let metrics = args
+        .metrics
+        .as_deref()
+        .map(create_metrics_file)
+        .transpose()?;
     let resume = args.resume.as_deref().map(checkpoint::load).transpose()?;
     let dataset = choose_dataset(args.dataset, resume.as_ref())?;
     let dir = find_dataset_dir(dataset, args.data_dir.as_deref())?;
@@ -272,6 +281,60 @@ fn prepare(args: &TrainArgs) -> wgcnn::Result<Job> {
         model_name,
         resume,
         dataset,
+        metrics,
+    })
+}
+
+/// Checks before any work that the checkpoint can be saved at `--save`, and that `--metrics`
+/// names neither the `--save` nor the `--resume` file, which one write would replace.
+fn check_output_paths(args: &TrainArgs) -> wgcnn::Result<()> {
+    if let Some(path) = &args.save {
+        checkpoint::check_save_path(path)?;
+        checkpoint::check_save_folder_writable(path)?;
+    }
+    let Some(metrics) = &args.metrics else {
+        return Ok(());
+    };
+    for (option, other) in [("--save", &args.save), ("--resume", &args.resume)] {
+        if let Some(other) = other
+            && super::same_file_path(metrics, other)
+        {
+            return Err(Error::invalid(
+                "--metrics",
+                format!(
+                    "names the same file as {option}, {}, so one would overwrite the other; \
+                     choose another path for --metrics",
+                    other.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Creates (or truncates) the `--metrics` file.
+///
+/// # Errors
+/// [`Error::File`] naming the path, the cause and what to change.
+fn create_metrics_file(path: &Path) -> wgcnn::Result<BufWriter<File>> {
+    File::create(path).map(BufWriter::new).map_err(|source| {
+        let problem = match source.kind() {
+            ErrorKind::NotFound => "its folder does not exist; create the folder or choose \
+                                    another path"
+                .to_string(),
+            ErrorKind::IsADirectory => format!(
+                "it is a folder; name a file, such as {}",
+                path.join("metrics.jsonl").display()
+            ),
+            ErrorKind::NotADirectory => {
+                "a part of the path is a file, not a folder; choose another path".to_string()
+            }
+            _ => format!("{source}; fix the permissions or choose another path"),
+        };
+        Error::File {
+            path: path.to_path_buf(),
+            message: format!("cannot write the metrics file (--metrics): {problem}"),
+        }
     })
 }
 
@@ -452,15 +515,7 @@ fn train_on<B: Backend>(
         );
     }
 
-    let mut metrics_file = match &args.metrics {
-        Some(path) => Some(BufWriter::new(File::create(path).map_err(|source| {
-            Error::Io {
-                path: path.clone(),
-                source,
-            }
-        })?)),
-        None => None,
-    };
+    let mut metrics_file = job.metrics.take();
     let bar = ProgressBar::new(0);
     if args.quiet {
         bar.set_draw_target(ProgressDrawTarget::hidden());
