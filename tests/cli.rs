@@ -312,6 +312,51 @@ fn metrics_rejects_save_and_resume_paths() {
 }
 
 #[test]
+fn help_matches_the_searched_folders() {
+    for command in ["train", "eval"] {
+        let output = wgcnn(&[command, "--help"]);
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{command}: {help}");
+        for expected in [
+            "--data-dir <DIR>",
+            "./data/mnist",
+            "./data/cifar-10",
+            "/usr/share/datasets/fashion-mnist",
+            "- fashion-mnist:",
+            "- mnist:",
+            "- cifar10:",
+        ] {
+            assert!(
+                help.contains(expected),
+                "{command} lacks `{expected}`: {help}"
+            );
+        }
+        assert!(!help.contains("<dataset>"), "{command}: {help}");
+    }
+    let train = String::from_utf8_lossy(&wgcnn(&["train", "--help"]).stdout).into_owned();
+    for expected in ["--save <FILE>", "--metrics <FILE>", "--resume <FILE>"] {
+        assert!(
+            train.contains(expected),
+            "train lacks `{expected}`: {train}"
+        );
+    }
+    let eval = String::from_utf8_lossy(&wgcnn(&["eval", "--help"]).stdout).into_owned();
+    assert!(eval.contains("--checkpoint <FILE>"), "{eval}");
+}
+
+#[test]
+fn unknown_dataset_lists_possible_values() {
+    let output = wgcnn(&["train", "--dataset", "imagenet"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("[possible values: fashion-mnist, mnist, cifar10]"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("invalid value").count(), 1, "{stderr}");
+}
+
+#[test]
 fn bench_rejects_zero_steps() {
     assert_rejected(&["bench", "--device", "cpu", "--steps", "0"], "--steps");
 }

@@ -14,14 +14,12 @@ use super::train::{DeviceChoice, choose_dataset, load_split, recorded_normalizat
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// Checkpoint written by `wgcnn train --save`.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     checkpoint: PathBuf,
     /// Data set to evaluate on [default: the one the checkpoint recorded, else fashion-mnist].
-    #[arg(long)]
+    #[arg(long, ignore_case = true, value_parser = super::dataset_parser())]
     dataset: Option<DatasetKind>,
-    /// Folder with the data set's files. Default: /usr/share/datasets/<dataset>, then
-    /// ./data/<dataset>.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR", help = super::DATA_DIR_HELP)]
     data_dir: Option<PathBuf>,
     /// Images per evaluation batch.
     #[arg(

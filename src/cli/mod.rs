@@ -8,8 +8,10 @@ mod train;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
 use wgcnn::Error;
+use wgcnn::data::DatasetKind;
 
 /// Train convolutional neural networks on any GPU through wgpu, or on the CPU.
 #[derive(Debug, Parser)]
@@ -39,6 +41,27 @@ pub fn run(cli: Cli) -> wgcnn::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Devices(args) => devices::run(args),
     }
+}
+
+/// Help text of `--data-dir`, which lists the folders that `DatasetKind::default_dirs`
+/// searches.
+const DATA_DIR_HELP: &str = "Folder with the data set's files. Default: for fashion-mnist, \
+    the first of /usr/share/datasets/fashion-mnist and ./data/fashion-mnist that contains \
+    the files; for mnist, ./data/mnist; for cifar10, ./data/cifar-10";
+
+/// Builds the parser of `--dataset`, which lists the data sets in the help and in the error
+/// for an unknown name.
+fn dataset_parser() -> impl TypedValueParser<Value = DatasetKind> {
+    PossibleValuesParser::new([
+        PossibleValue::new("fashion-mnist")
+            .aliases(["fashion_mnist", "fashionmnist"])
+            .help("Zalando's clothing images, 28x28 grayscale, 10 classes"),
+        PossibleValue::new("mnist").help("Handwritten digits, 28x28 grayscale"),
+        PossibleValue::new("cifar10")
+            .alias("cifar-10")
+            .help("Photos, 32x32 RGB, 10 classes"),
+    ])
+    .try_map(|name| name.parse::<DatasetKind>())
 }
 
 /// Checks that `path`, given to `option`, names an existing regular file, so that a wrong

@@ -52,11 +52,9 @@ pub enum DeviceChoice {
 pub struct TrainArgs {
     /// Data set to train on [default: fashion-mnist, or the one a resumed checkpoint
     /// recorded].
-    #[arg(long, value_enum)]
+    #[arg(long, ignore_case = true, value_parser = super::dataset_parser())]
     dataset: Option<DatasetKind>,
-    /// Folder with the data set's files. Default: /usr/share/datasets/<dataset>, then
-    /// ./data/<dataset>.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR", help = super::DATA_DIR_HELP)]
     data_dir: Option<PathBuf>,
     /// Architecture.
     #[arg(long, value_enum, default_value = "lenet", conflicts_with = "resume")]
@@ -132,13 +130,13 @@ pub struct TrainArgs {
     )]
     max_steps: Option<u64>,
     /// Write one JSON object per epoch to this file (JSON Lines), replacing the file.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     metrics: Option<PathBuf>,
     /// Print only the final result.
     #[arg(long)]
     quiet: bool,
     /// Save a checkpoint (safetensors) here after each epoch and when training stops early.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     save: Option<PathBuf>,
     /// Time each layer and phase of a few training steps, print the table and exit.
     #[arg(long)]
@@ -146,7 +144,7 @@ pub struct TrainArgs {
     /// Continue from this checkpoint with its model, optimizer, step, seed, batch size, data
     /// set and input normalization; --epochs is the new total. The options that would change
     /// those cannot be given with it.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     resume: Option<PathBuf>,
 }
 
