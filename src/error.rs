@@ -122,9 +122,27 @@ pub enum Error {
         layer: String,
     },
 
-    /// Training was stopped by an interrupt (Ctrl-C).
-    #[error("training interrupted at step {step}")]
-    Interrupted { step: u64 },
+    /// Training was stopped by an interrupt (Ctrl-C), after saving a checkpoint to
+    /// `checkpoint` when one was configured.
+    #[error("training interrupted at step {step}; {}", interrupted_hint(.checkpoint.as_deref()))]
+    Interrupted {
+        step: u64,
+        checkpoint: Option<PathBuf>,
+    },
+}
+
+/// Formats where the progress of an interrupted run was saved, or that nothing was.
+fn interrupted_hint(checkpoint: Option<&std::path::Path>) -> String {
+    match checkpoint {
+        Some(path) => format!(
+            "the checkpoint {} contains the progress, and `--resume {}` continues from it",
+            path.display(),
+            path.display()
+        ),
+        None => "nothing was saved, because no --save path was given; pass --save FILE to keep \
+                 the progress of an interrupted run"
+            .to_string(),
+    }
 }
 
 impl Error {

@@ -420,7 +420,10 @@ fn interrupt_saves_checkpoint_and_returns_error() {
         info: SaveInfo::default(),
     });
     let error = train(&cpu, &mut model, &mut optimizer, &data, &settings).unwrap_err();
-    assert!(matches!(error, Error::Interrupted { step: 1 }), "{error}");
+    assert!(
+        matches!(error, Error::Interrupted { step: 1, .. }),
+        "{error}"
+    );
     assert_eq!(checkpoint::load(&path).unwrap().step, 1);
 }
 

@@ -1,8 +1,9 @@
 //! The command line rejects bad input with a one-paragraph error and a failure status, never
 //! a panic. A short run on the test slice also works end to end.
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 fn wgcnn(args: &[&str]) -> Output {
     wgcnn_with_env(args, &[])
@@ -579,4 +580,65 @@ fn resume_with_more_steps_keeps_training() {
         .any(|((_, a), (_, b))| *a != b);
     assert!(changed, "the resumed run left every weight unchanged");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Starts a long training run with `extra` options, sends it SIGINT once training has
+/// started, and returns its stderr after the start line.
+#[cfg(unix)]
+fn interrupted_run(extra: &[&str]) -> String {
+    let data = slice_dir();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wgcnn"))
+        .args([
+            "train",
+            "--device",
+            "cpu",
+            "--data-dir",
+            &data,
+            "--epochs",
+            "1000",
+        ])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the wgcnn binary runs");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    // The Ctrl-C handler is installed before this line is printed.
+    let mut start = String::new();
+    stderr.read_line(&mut start).unwrap();
+    assert!(start.starts_with("training "), "{start}");
+
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "{rest}");
+    rest
+}
+
+#[cfg(unix)]
+#[test]
+fn interrupt_names_checkpoint_to_resume() {
+    let dir = std::env::temp_dir().join(format!("wgcnn-cli-interrupt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("model.safetensors").display().to_string();
+
+    let stderr = interrupted_run(&["--save", &path]);
+    assert!(stderr.contains("training interrupted at step"), "{stderr}");
+    assert!(stderr.contains(&format!("`--resume {path}`")), "{stderr}");
+    assert!(Path::new(&path).is_file(), "no checkpoint at {path}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[cfg(unix)]
+#[test]
+fn interrupt_without_save_suggests_save() {
+    let stderr = interrupted_run(&[]);
+    assert!(stderr.contains("training interrupted at step"), "{stderr}");
+    assert!(stderr.contains("nothing was saved"), "{stderr}");
+    assert!(stderr.contains("--save FILE"), "{stderr}");
 }
