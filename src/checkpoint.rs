@@ -166,18 +166,36 @@ pub fn temporary_path(path: &Path) -> PathBuf {
 /// # Errors
 /// [`Error::File`] naming the path and what to change.
 pub fn check_save_path(path: &Path) -> Result<()> {
-    let folder = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    if !folder.is_dir() {
-        return Err(file_error(
-            path,
-            format!(
-                "cannot save a checkpoint here: the folder {} does not exist; create it or choose another path",
-                folder.display()
-            ),
-        ));
+    let folder = save_folder(path);
+    match fs::metadata(folder) {
+        Ok(metadata) if metadata.is_dir() => {}
+        Ok(_) => {
+            return Err(file_error(
+                path,
+                format!(
+                    "cannot save a checkpoint here: {} is a file, not a folder; choose a path inside a folder",
+                    folder.display()
+                ),
+            ));
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotADirectory => {
+            return Err(file_error(
+                path,
+                format!(
+                    "cannot save a checkpoint here: {} is not a folder, because a part of it is a file; choose a path inside a folder",
+                    folder.display()
+                ),
+            ));
+        }
+        Err(_) => {
+            return Err(file_error(
+                path,
+                format!(
+                    "cannot save a checkpoint here: the folder {} does not exist; create it or choose another path",
+                    folder.display()
+                ),
+            ));
+        }
     }
     match fs::symlink_metadata(path) {
         Ok(metadata) if !metadata.file_type().is_file() => Err(file_error(
@@ -185,6 +203,42 @@ pub fn check_save_path(path: &Path) -> Result<()> {
             "cannot save a checkpoint here: the path exists and is not a regular file (a folder, device or symbolic link); choose another path",
         )),
         _ => Ok(()),
+    }
+}
+
+/// Returns the folder that a checkpoint at `path` is saved in: its parent, or the current
+/// folder.
+fn save_folder(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+/// Checks before training that the folder of `path` accepts new files, by creating and
+/// removing the temporary file that a save writes first. A folder without write permission
+/// then fails at once instead of at the end of the first epoch.
+///
+/// # Errors
+/// [`Error::File`] naming the path, the cause and what to change.
+pub fn check_save_folder_writable(path: &Path) -> Result<()> {
+    let temporary = temporary_path(path);
+    match File::options()
+        .write(true)
+        .create_new(true)
+        .open(&temporary)
+    {
+        Ok(file) => {
+            drop(file);
+            fs::remove_file(&temporary).map_err(io_error(&temporary))
+        }
+        Err(source) => Err(file_error(
+            path,
+            format!(
+                "cannot save a checkpoint here: creating a file in {} failed ({source}); fix the folder's permissions or choose another --save path",
+                save_folder(path).display()
+            ),
+        )),
     }
 }
 
@@ -215,15 +269,14 @@ pub fn write_temporary(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
 pub fn commit_temporary(temporary: &Path, path: &Path) -> Result<()> {
     if let Err(source) = fs::rename(temporary, path) {
         fs::remove_file(temporary).ok();
-        return Err(Error::Io {
-            path: path.to_path_buf(),
-            source,
-        });
+        return Err(file_error(
+            path,
+            format!(
+                "the checkpoint was not saved, because replacing the file failed ({source}); the previous checkpoint, if any, is unchanged. Choose another --save path or fix the permissions of the file and its folder"
+            ),
+        ));
     }
-    let folder = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
+    let folder = save_folder(path);
     // Syncing a folder is not possible on every platform; the file itself is already synced.
     if let Ok(handle) = File::open(folder) {
         handle.sync_all().ok();

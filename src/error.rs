@@ -20,6 +20,19 @@ pub enum Error {
         seen: String,
     },
 
+    /// Adapters exist, but none matched the backend or name filter.
+    #[error(
+        "no GPU adapter matches {requested}; the adapters found are {seen}. Change {settings} \
+         to select one of them, or leave {pronoun} out to use the best one; `wgcnn devices` \
+         lists them with their details"
+    )]
+    NoMatchingAdapter {
+        requested: String,
+        seen: String,
+        settings: String,
+        pronoun: &'static str,
+    },
+
     /// A backend name that wgcnn does not know.
     #[error("unknown backend `{0}`; expected one of auto, vulkan, metal, dx12, gl")]
     UnknownBackend(String),
@@ -32,8 +45,9 @@ pub enum Error {
     #[error("invalid shape for {op}: {message}")]
     Shape { op: &'static str, message: String },
 
-    /// An invalid option or hyperparameter.
-    #[error("invalid value for {name}: {message}")]
+    /// An invalid option or hyperparameter. The message continues the sentence that the name
+    /// starts, as in "--batch-size must be at least 1, such as 64; got 0".
+    #[error("{name} {message}")]
     InvalidArgument { name: &'static str, message: String },
 
     /// A tensor larger than one storage binding or buffer may be on this adapter.
@@ -120,9 +134,27 @@ pub enum Error {
         layer: String,
     },
 
-    /// Training was stopped by an interrupt (Ctrl-C).
-    #[error("training interrupted at step {step}")]
-    Interrupted { step: u64 },
+    /// Training was stopped by an interrupt (Ctrl-C), after saving a checkpoint to
+    /// `checkpoint` when one was configured.
+    #[error("training interrupted at step {step}; {}", interrupted_hint(.checkpoint.as_deref()))]
+    Interrupted {
+        step: u64,
+        checkpoint: Option<PathBuf>,
+    },
+}
+
+/// Formats where the progress of an interrupted run was saved, or that nothing was.
+fn interrupted_hint(checkpoint: Option<&std::path::Path>) -> String {
+    match checkpoint {
+        Some(path) => format!(
+            "the checkpoint {} contains the progress, and `--resume {}` continues from it",
+            path.display(),
+            path.display()
+        ),
+        None => "nothing was saved, because no --save path was given; pass --save FILE to keep \
+                 the progress of an interrupted run"
+            .to_string(),
+    }
 }
 
 impl Error {

@@ -456,6 +456,7 @@ pub fn fit<B: Backend>(
                 save_checkpoint(backend, model, optimizer, config, epoch - 1)?;
                 return Err(Error::Interrupted {
                     step: optimizer.step,
+                    checkpoint: config.checkpoint.as_ref().map(|target| target.path.clone()),
                 });
             }
         }

@@ -162,6 +162,60 @@ fn save_interrupted_before_rename_keeps_old_checkpoint() {
 }
 
 #[test]
+fn failed_replace_reports_nothing_saved() {
+    let dir = TempDir::new("failed-replace");
+    // A non-empty folder cannot be replaced by a rename, as an immutable file cannot.
+    let target = dir.join("model.safetensors");
+    std::fs::create_dir_all(target.join("inside")).unwrap();
+    let temporary = checkpoint::write_temporary(&target, b"bytes").unwrap();
+
+    let error = checkpoint::commit_temporary(&temporary, &target).unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("model.safetensors"), "{message}");
+    assert!(message.contains("was not saved"), "{message}");
+    assert!(message.contains("is unchanged"), "{message}");
+    assert!(message.contains("another --save path"), "{message}");
+    assert!(!temporary.exists(), "the temporary file was left behind");
+    assert!(target.join("inside").is_dir());
+}
+
+#[test]
+fn save_path_under_a_file_is_named() {
+    let dir = TempDir::new("save-under-file");
+    let file = dir.join("file.txt");
+    std::fs::write(&file, b"text").unwrap();
+
+    let error = checkpoint::check_save_path(&file.join("model.safetensors")).unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("is a file, not a folder"), "{message}");
+    assert!(!message.contains("does not exist"), "{message}");
+}
+
+#[test]
+fn save_folder_probe_leaves_no_file() {
+    let dir = TempDir::new("save-probe");
+    let path = dir.join("model.safetensors");
+
+    checkpoint::check_save_folder_writable(&path).unwrap();
+    let entries: Vec<_> = std::fs::read_dir(&dir.0).unwrap().collect();
+    assert!(entries.is_empty(), "the probe left {entries:?}");
+}
+
+/// /proc rejects new files even for root, which ignores permission bits.
+#[cfg(target_os = "linux")]
+#[test]
+fn save_folder_probe_rejects_proc() {
+    let error =
+        checkpoint::check_save_folder_writable(std::path::Path::new("/proc/model.st")).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("creating a file in /proc failed"),
+        "{message}"
+    );
+    assert!(message.contains("--save"), "{message}");
+}
+
+#[test]
 fn failed_save_reports_path_and_keeps_old_checkpoint() {
     let dir = TempDir::new("failed-save");
     let path = dir.join("model.safetensors");
@@ -373,7 +427,10 @@ fn interrupt_saves_checkpoint_and_returns_error() {
         info: SaveInfo::default(),
     });
     let error = train(&cpu, &mut model, &mut optimizer, &data, &settings).unwrap_err();
-    assert!(matches!(error, Error::Interrupted { step: 1 }), "{error}");
+    assert!(
+        matches!(error, Error::Interrupted { step: 1, .. }),
+        "{error}"
+    );
     assert_eq!(checkpoint::load(&path).unwrap().step, 1);
 }
 

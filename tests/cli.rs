@@ -1,12 +1,19 @@
 //! The command line rejects bad input with a one-paragraph error and a failure status, never
 //! a panic. A short run on the test slice also works end to end.
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 fn wgcnn(args: &[&str]) -> Output {
+    wgcnn_with_env(args, &[])
+}
+
+/// Runs wgcnn with the environment variables `env` set in addition to the inherited ones.
+fn wgcnn_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wgcnn"))
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("the wgcnn binary runs")
 }
@@ -20,7 +27,12 @@ fn slice_dir() -> String {
 
 /// Asserts a failure whose stderr mentions `expected` and contains no panic or backtrace.
 fn assert_rejected(args: &[&str], expected: &str) {
-    let output = wgcnn(args);
+    assert_rejected_with_env(args, &[], expected);
+}
+
+/// As [`assert_rejected`], with the environment variables `env` set.
+fn assert_rejected_with_env(args: &[&str], env: &[(&str, &str)], expected: &str) {
+    let output = wgcnn_with_env(args, env);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{args:?} succeeded: {stderr}");
     assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
@@ -38,10 +50,19 @@ fn train_rejects_bad_options() {
     let cases: [(&[&str], &str); 9] = [
         (&["--batch-size", "0"], "--batch-size"),
         (&["--epochs", "0"], "--epochs"),
-        (&["--lr", "-1"], "learning rate"),
-        (&["--lr", "0"], "learning rate"),
-        (&["--momentum", "1.5"], "momentum"),
-        (&["--weight-decay", "-0.5"], "weight decay"),
+        (
+            &["--lr", "-1"],
+            "learning rate (--lr) must be a positive finite number, such as 0.01; got -1",
+        ),
+        (&["--lr", "0"], "learning rate (--lr) must be"),
+        (
+            &["--momentum", "1.5"],
+            "momentum (--momentum) must be in [0, 1); got 1.5",
+        ),
+        (
+            &["--weight-decay", "-0.5"],
+            "weight decay (--weight-decay) must be 0 or a positive finite number; got -0.5",
+        ),
         (&["--backend", "foo"], "unknown backend"),
         (&["--dataset", "imagenet"], "imagenet"),
         (&["--max-steps", "0"], "--max-steps"),
@@ -49,6 +70,108 @@ fn train_rejects_bad_options() {
     for (extra, expected) in cases {
         let args: Vec<&str> = base.iter().chain(extra).copied().collect();
         assert_rejected(&args, expected);
+    }
+}
+
+#[test]
+fn counts_reject_negative_and_zero() {
+    let cases: [(&[&str], &str, &str); 7] = [
+        (&["train"], "--batch-size", "at least 1, such as 64"),
+        (&["train"], "--epochs", "at least 1, such as 5"),
+        (&["train"], "--max-steps", "at least 1, such as 1000"),
+        (
+            &["eval", "--checkpoint", "model.safetensors"],
+            "--batch-size",
+            "at least 1, such as 500",
+        ),
+        (&["bench"], "--steps", "at least 1, such as 50"),
+        (&["bench"], "--runs", "at least 1, such as 10"),
+        (&["train"], "--seed", "at least 0, such as 42"),
+    ];
+    for (command, option, rule) in cases {
+        let values: &[&str] = if option == "--seed" {
+            &["-5"]
+        } else {
+            &["-1", "0"]
+        };
+        for value in values {
+            let args: Vec<&str> = command.iter().copied().chain([option, value]).collect();
+            let output = wgcnn(&args);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!("'{value}' for '{option} ")),
+                "{args:?} names no option and value: {stderr}"
+            );
+            assert!(
+                stderr.contains(&format!("must be a whole number of {rule}")),
+                "{args:?} gives no fix: {stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn gpu_timeout_suggests_the_default() {
+    assert_rejected_with_env(
+        &["bench", "--device", "gpu"],
+        &[("WGCNN_GPU_TIMEOUT", "soon")],
+        "WGCNN_GPU_TIMEOUT must be a positive number of seconds, such as 300 (the default); got `soon`",
+    );
+}
+
+#[test]
+fn unknown_env_backend_names_variable() {
+    assert_rejected_with_env(
+        &["bench", "--device", "gpu"],
+        &[("WGCNN_BACKEND", "foo")],
+        "WGCNN_BACKEND is `foo`, an unknown backend",
+    );
+}
+
+/// Metal exists only on Apple platforms, so elsewhere `--backend metal` finds no adapter.
+#[cfg(not(target_vendor = "apple"))]
+#[test]
+fn devices_fails_for_backend_without_adapters() {
+    let output = wgcnn(&["devices", "--backend", "metal"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("--backend metal"), "{stderr}");
+}
+
+#[test]
+fn unmatched_adapter_filter_lists_adapters() {
+    // `wgcnn devices` fails when the machine has no adapter at all; then install advice is
+    // the right fix.
+    let machine_has_adapters = wgcnn(&["devices"]).status.success();
+    let filter = "no-such-adapter-xyz";
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], String);
+    let cases: [Case; 2] = [
+        (
+            &["bench", "--device", "gpu", "--adapter", filter],
+            &[],
+            format!("--adapter `{filter}`"),
+        ),
+        (
+            &["bench", "--device", "gpu"],
+            &[("WGCNN_ADAPTER", filter)],
+            format!("WGCNN_ADAPTER `{filter}`"),
+        ),
+    ];
+    for (args, env, setting) in cases {
+        let output = wgcnn_with_env(args, env);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} {env:?}: {stderr}");
+        assert!(stderr.contains(&setting), "{args:?} {env:?}: {stderr}");
+        if machine_has_adapters {
+            assert!(
+                stderr.contains("the adapters found are"),
+                "{args:?} {env:?}: {stderr}"
+            );
+            assert!(!stderr.contains("apt-get"), "{args:?} {env:?}: {stderr}");
+        } else {
+            assert!(stderr.contains("apt-get"), "{args:?} {env:?}: {stderr}");
+        }
     }
 }
 
@@ -63,15 +186,175 @@ fn train_rejects_unsafe_save_paths_before_training() {
         data.as_str(),
         "--save",
     ];
-    let cases: [(&str, &str); 3] = [
+    let under_file = format!("{data}/train-images-idx3-ubyte.gz/model.safetensors");
+    let cases: [(&str, &str); 4] = [
         ("/dev/null", "not a regular file"),
         ("/nonexistent-folder/model.safetensors", "does not exist"),
         ("/tmp", "not a regular file"),
+        (&under_file, "is a file, not a folder"),
     ];
     for (path, expected) in cases {
         let args: Vec<&str> = base.iter().copied().chain([path]).collect();
         assert_rejected(&args, expected);
     }
+}
+
+/// /proc rejects new files even for root, so the folder probe fails there.
+#[cfg(target_os = "linux")]
+#[test]
+fn unwritable_save_folder_fails_before_training() {
+    let data = slice_dir();
+    let output = wgcnn(&[
+        "train",
+        "--device",
+        "cpu",
+        "--data-dir",
+        &data,
+        "--max-steps",
+        "3",
+        "--save",
+        "/proc/model.safetensors",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("creating a file in /proc failed"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("training lenet"),
+        "training started: {stderr}"
+    );
+}
+
+#[test]
+fn file_options_name_option_and_problem() {
+    let dir = std::env::temp_dir().join(format!("wgcnn-cli-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let folder = dir.display().to_string();
+    let missing = dir.join("missing.safetensors").display().to_string();
+    // The data folder does not exist, so only a check made before loading data can report
+    // the --metrics problem.
+    let base = [
+        "train",
+        "--device",
+        "cpu",
+        "--data-dir",
+        "/nonexistent/data",
+    ];
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["--metrics", "/nonexistent/dir/m.jsonl"],
+            "cannot write the metrics file (--metrics): its folder does not exist",
+        ),
+        (
+            &["--metrics", &folder],
+            "cannot write the metrics file (--metrics): it is a folder",
+        ),
+        (
+            &["--resume", &missing],
+            "the checkpoint file given to --resume does not exist",
+        ),
+        (
+            &["--resume", &folder],
+            "the checkpoint given to --resume is a folder",
+        ),
+        (
+            &["--resume", "/dev/null"],
+            "the checkpoint given to --resume is not a regular file",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        assert_rejected(&args, expected);
+    }
+    assert_rejected(
+        &["eval", "--device", "cpu", "--checkpoint", &folder],
+        "the checkpoint given to --checkpoint is a folder",
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn metrics_rejects_save_and_resume_paths() {
+    let data = slice_dir();
+    let dir = std::env::temp_dir().join(format!("wgcnn-cli-same-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let path = dir.join("out").display().to_string();
+    let dotted = dir.join(".").join("out").display().to_string();
+    let parent = dir.join("sub").join("..").join("out").display().to_string();
+    let base = ["train", "--device", "cpu", "--data-dir", data.as_str()];
+    let cases: [(&str, &str, &str); 3] = [
+        ("--save", &path, &path),
+        ("--save", &path, &dotted),
+        ("--save", &path, &parent),
+    ];
+    for (option, other, metrics) in cases {
+        let args: Vec<&str> = base
+            .iter()
+            .copied()
+            .chain([option, other, "--metrics", metrics])
+            .collect();
+        assert_rejected(&args, "--metrics names the same file as --save");
+    }
+    std::fs::write(&path, b"a checkpoint").unwrap();
+    let args: Vec<&str> = base
+        .iter()
+        .copied()
+        .chain(["--resume", &path, "--metrics", &dotted])
+        .collect();
+    assert_rejected(&args, "--metrics names the same file as --resume");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        b"a checkpoint",
+        "--metrics truncated the checkpoint"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn help_matches_the_searched_folders() {
+    for command in ["train", "eval"] {
+        let output = wgcnn(&[command, "--help"]);
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{command}: {help}");
+        for expected in [
+            "--data-dir <DIR>",
+            "./data/mnist",
+            "./data/cifar-10",
+            "/usr/share/datasets/fashion-mnist",
+            "- fashion-mnist:",
+            "- mnist:",
+            "- cifar10:",
+        ] {
+            assert!(
+                help.contains(expected),
+                "{command} lacks `{expected}`: {help}"
+            );
+        }
+        assert!(!help.contains("<dataset>"), "{command}: {help}");
+    }
+    let train = String::from_utf8_lossy(&wgcnn(&["train", "--help"]).stdout).into_owned();
+    for expected in ["--save <FILE>", "--metrics <FILE>", "--resume <FILE>"] {
+        assert!(
+            train.contains(expected),
+            "train lacks `{expected}`: {train}"
+        );
+    }
+    let eval = String::from_utf8_lossy(&wgcnn(&["eval", "--help"]).stdout).into_owned();
+    assert!(eval.contains("--checkpoint <FILE>"), "{eval}");
+}
+
+#[test]
+fn unknown_dataset_lists_possible_values() {
+    let output = wgcnn(&["train", "--dataset", "imagenet"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("[possible values: fashion-mnist, mnist, cifar10]"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("invalid value").count(), 1, "{stderr}");
 }
 
 #[test]
@@ -407,4 +690,65 @@ fn resume_and_eval_reject_tampered_training_records() {
         }
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Starts a long training run with `extra` options, sends it SIGINT once training has
+/// started, and returns its stderr after the start line.
+#[cfg(unix)]
+fn interrupted_run(extra: &[&str]) -> String {
+    let data = slice_dir();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wgcnn"))
+        .args([
+            "train",
+            "--device",
+            "cpu",
+            "--data-dir",
+            &data,
+            "--epochs",
+            "1000",
+        ])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the wgcnn binary runs");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    // The Ctrl-C handler is installed before this line is printed.
+    let mut start = String::new();
+    stderr.read_line(&mut start).unwrap();
+    assert!(start.starts_with("training "), "{start}");
+
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "{rest}");
+    rest
+}
+
+#[cfg(unix)]
+#[test]
+fn interrupt_names_checkpoint_to_resume() {
+    let dir = std::env::temp_dir().join(format!("wgcnn-cli-interrupt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("model.safetensors").display().to_string();
+
+    let stderr = interrupted_run(&["--save", &path]);
+    assert!(stderr.contains("training interrupted at step"), "{stderr}");
+    assert!(stderr.contains(&format!("`--resume {path}`")), "{stderr}");
+    assert!(Path::new(&path).is_file(), "no checkpoint at {path}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[cfg(unix)]
+#[test]
+fn interrupt_without_save_suggests_save() {
+    let stderr = interrupted_run(&[]);
+    assert!(stderr.contains("training interrupted at step"), "{stderr}");
+    assert!(stderr.contains("nothing was saved"), "{stderr}");
+    assert!(stderr.contains("--save FILE"), "{stderr}");
 }

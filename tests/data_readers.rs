@@ -309,6 +309,20 @@ fn idx_rejects_corrupt_gzip() {
         &["cut.gz", "corrupt gzip stream"],
     );
 
+    // A complete stream whose CRC-32 in the trailer (the 8 bytes before the end) is wrong.
+    let mut bad_checksum = compressed.clone();
+    let crc = bad_checksum.len() - 8;
+    bad_checksum[crc] ^= 0xff;
+    let error = decode_idx_images(&bad_checksum, Path::new("crc.gz"))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("checksum"), "{error}");
+    assert_eq!(
+        error.matches("corrupt gzip stream").count(),
+        1,
+        "the phrase repeats: {error}"
+    );
+
     // Only the gzip magic bytes, no valid header after them.
     assert_error(
         decode_idx_labels(&[0x1f, 0x8b, 0, 0], Path::new("stub.gz"), 10),
@@ -481,6 +495,58 @@ fn dataset_dir_explicit_and_missing() {
         DatasetKind::FashionMnist
     );
     assert!("imagenet".parse::<DatasetKind>().is_err());
+}
+
+#[test]
+fn dataset_dir_names_non_regular_files() {
+    let dir = TempDir::new("non-regular");
+    for name in [TRAIN_LABELS, TEST_IMAGES, TEST_LABELS] {
+        dir.write(
+            &format!("{name}.gz"),
+            &std::fs::read(slice_path(name)).unwrap(),
+        );
+    }
+    let images = dir.0.join(TRAIN_IMAGES);
+    let mut cases = vec![("folder", images.clone())];
+    #[cfg(unix)]
+    cases.push((
+        "link to /dev/zero",
+        dir.0.join(format!("{TRAIN_IMAGES}.gz")),
+    ));
+
+    for (what, path) in cases {
+        if what == "folder" {
+            std::fs::create_dir(&path).unwrap();
+        } else {
+            #[cfg(unix)]
+            std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+        }
+        let message = find_dataset_dir(DatasetKind::FashionMnist, Some(&dir.0))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains(&format!(
+                "{} exists but is not a regular file",
+                path.display()
+            )),
+            "{what}: {message}"
+        );
+        assert!(!message.contains("missing"), "{what}: {message}");
+        assert!(!message.contains("apt-get"), "{what}: {message}");
+        if what == "folder" {
+            std::fs::remove_dir(&path).unwrap();
+        }
+    }
+}
+
+#[test]
+fn dataset_dir_that_is_a_file() {
+    let file = slice_path(TRAIN_LABELS);
+    let message = find_dataset_dir(DatasetKind::FashionMnist, Some(&file))
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("is a file, not a folder"), "{message}");
+    assert!(!message.contains("folder not found"), "{message}");
 }
 
 /// Builds a small data set whose image `i` is filled with the value `i`, so a batch shows

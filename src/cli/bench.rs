@@ -21,10 +21,20 @@ pub struct BenchArgs {
     #[arg(long, default_value = "")]
     filter: String,
     /// Timed training steps per batch size (after 20 untimed ones).
-    #[arg(long, default_value_t = 50)]
+    #[arg(
+        long,
+        default_value_t = 50,
+        allow_negative_numbers = true,
+        value_parser = super::whole_number::<usize>(1, 50)
+    )]
     steps: usize,
     /// Timed runs per op; the median is reported.
-    #[arg(long, default_value_t = 10)]
+    #[arg(
+        long,
+        default_value_t = 10,
+        allow_negative_numbers = true,
+        value_parser = super::whole_number::<usize>(1, 10)
+    )]
     runs: usize,
     /// Print one JSON object per line instead of a table.
     #[arg(long)]
@@ -59,18 +69,6 @@ fn run_on<B: Backend>(
 }
 
 pub fn run(args: BenchArgs) -> wgcnn::Result<()> {
-    if args.steps == 0 {
-        return Err(wgcnn::Error::invalid(
-            "--steps",
-            "0 must be at least 1, such as 50",
-        ));
-    }
-    if args.runs == 0 {
-        return Err(wgcnn::Error::invalid(
-            "--runs",
-            "0 must be at least 1, such as 10",
-        ));
-    }
     let mut results = Vec::new();
     if matches!(args.device, BenchDevices::Gpu | BenchDevices::Both) {
         let options = super::gpu_options(args.backend, args.adapter.as_deref())?;

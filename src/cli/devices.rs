@@ -1,7 +1,7 @@
 //! `wgcnn devices`: the adapters wgpu finds.
 
 use clap::Args;
-use wgcnn::gpu::{BackendChoice, list_adapters};
+use wgcnn::gpu::{BackendChoice, GpuOptions, list_adapters, no_adapter_error};
 
 #[derive(Debug, Args)]
 pub struct DevicesArgs {
@@ -25,11 +25,13 @@ pub fn run(args: DevicesArgs) -> wgcnn::Result<()> {
         list_adapters(args.backend)
     };
     if adapters.is_empty() {
-        println!(
-            "no adapters found; on Debian or Ubuntu without a GPU, install a software Vulkan \
-             driver with `sudo apt-get install mesa-vulkan-drivers libvulkan1`"
-        );
-        return Ok(());
+        // With --backend, the error lists the adapters of the other backends. Without it,
+        // there are none, and the error explains how to install a driver.
+        return Err(no_adapter_error(&GpuOptions {
+            backend: args.backend,
+            backend_setting: "--backend",
+            ..GpuOptions::default()
+        }));
     }
     for adapter in adapters {
         let info = &adapter.info;

@@ -7,24 +7,27 @@ use wgcnn::checkpoint;
 use wgcnn::data::{DatasetKind, Split};
 use wgcnn::gpu::{BackendChoice, GpuBackend};
 use wgcnn::train::Trainer;
-use wgcnn::{Backend, CpuBackend, Error};
+use wgcnn::{Backend, CpuBackend};
 
 use super::train::{DeviceChoice, Recorded, choose_dataset, load_split};
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// Checkpoint written by `wgcnn train --save`.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     checkpoint: PathBuf,
     /// Data set to evaluate on [default: the one the checkpoint recorded, else fashion-mnist].
-    #[arg(long)]
+    #[arg(long, ignore_case = true, value_parser = super::dataset_parser())]
     dataset: Option<DatasetKind>,
-    /// Folder with the data set's files. Default: /usr/share/datasets/<dataset>, then
-    /// ./data/<dataset>.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR", help = super::DATA_DIR_HELP)]
     data_dir: Option<PathBuf>,
     /// Images per evaluation batch.
-    #[arg(long, default_value_t = 500)]
+    #[arg(
+        long,
+        default_value_t = 500,
+        allow_negative_numbers = true,
+        value_parser = super::whole_number::<usize>(1, 500)
+    )]
     batch_size: usize,
     /// Where to evaluate.
     #[arg(long, value_enum, default_value = "gpu")]
@@ -38,24 +41,17 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> wgcnn::Result<()> {
-    if args.batch_size == 0 {
-        return Err(Error::invalid(
-            "--batch-size",
-            "0 must be at least 1, such as 500",
-        ));
-    }
+    super::check_checkpoint_file("--checkpoint", &args.checkpoint)?;
     let checkpoint = checkpoint::load(&args.checkpoint)?;
     let recorded = Recorded::of(&checkpoint)?;
     let dataset = choose_dataset(args.dataset, recorded.dataset)?;
     let mut test = load_split(dataset, args.data_dir.as_deref(), Split::Test)?;
     if test.is_empty() {
-        return Err(Error::invalid(
-            "--data-dir",
-            format!(
-                "the test set of {} holds no images; give a folder with the full data set",
-                dataset.name()
-            ),
-        ));
+        return Err(wgcnn::Error::DataMismatch(format!(
+            "the test set of {} holds no images; give a folder with the full data set \
+             (--data-dir)",
+            dataset.name()
+        )));
     }
     if let Some(normalization) = &recorded.normalization {
         test.normalize(normalization)?;

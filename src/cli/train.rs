@@ -1,9 +1,9 @@
 //! `wgcnn train`: the main job.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, ErrorKind, Write};
 use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -52,20 +52,29 @@ pub enum DeviceChoice {
 pub struct TrainArgs {
     /// Data set to train on [default: fashion-mnist, or the one a resumed checkpoint
     /// recorded].
-    #[arg(long, value_enum)]
+    #[arg(long, ignore_case = true, value_parser = super::dataset_parser())]
     dataset: Option<DatasetKind>,
-    /// Folder with the data set's files. Default: /usr/share/datasets/<dataset>, then
-    /// ./data/<dataset>.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR", help = super::DATA_DIR_HELP)]
     data_dir: Option<PathBuf>,
     /// Architecture.
     #[arg(long, value_enum, default_value = "lenet", conflicts_with = "resume")]
     model: ModelChoice,
     /// Passes over the training set.
-    #[arg(long, default_value_t = 5)]
+    #[arg(
+        long,
+        default_value_t = 5,
+        allow_negative_numbers = true,
+        value_parser = super::whole_number::<usize>(1, 5)
+    )]
     epochs: usize,
     /// Images per training step.
-    #[arg(long, default_value_t = 64, conflicts_with = "resume")]
+    #[arg(
+        long,
+        default_value_t = 64,
+        conflicts_with = "resume",
+        allow_negative_numbers = true,
+        value_parser = super::whole_number::<usize>(1, 64)
+    )]
     batch_size: usize,
     /// Base learning rate (default: 0.05 for SGD, 0.001 for Adam and AdamW).
     #[arg(long, allow_negative_numbers = true, conflicts_with = "resume")]
@@ -105,19 +114,29 @@ pub struct TrainArgs {
     #[arg(long)]
     adapter: Option<String>,
     /// Seed of the initial weights, the shuffling and dropout.
-    #[arg(long, default_value_t = 0, conflicts_with = "resume")]
+    #[arg(
+        long,
+        default_value_t = 0,
+        conflicts_with = "resume",
+        allow_negative_numbers = true,
+        value_parser = super::whole_number::<u64>(0, 42)
+    )]
     seed: u64,
     /// Stop after this many training steps in total.
-    #[arg(long)]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        value_parser = super::whole_number::<u64>(1, 1000)
+    )]
     max_steps: Option<u64>,
     /// Write one JSON object per epoch to this file (JSON Lines), replacing the file.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     metrics: Option<PathBuf>,
     /// Print only the final result.
     #[arg(long)]
     quiet: bool,
     /// Save a checkpoint (safetensors) here after each epoch and when training stops early.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     save: Option<PathBuf>,
     /// Time each layer and phase of a few training steps, print the table and exit.
     #[arg(long)]
@@ -125,7 +144,7 @@ pub struct TrainArgs {
     /// Continue from this checkpoint with its model, optimizer, step, seed, batch size, data
     /// set and input normalization; --epochs is the new total. The options that would change
     /// those cannot be given with it.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     resume: Option<PathBuf>,
 }
 
@@ -142,6 +161,8 @@ struct Job {
     /// The `--model` value, or the one a resumed checkpoint recorded.
     model_name: String,
     dataset: DatasetKind,
+    /// The `--metrics` file, created before the data is loaded.
+    metrics: Option<BufWriter<File>>,
 }
 
 /// Loads one split of a data set from `data_dir` or the default places.
@@ -239,24 +260,16 @@ impl Recorded {
 }
 
 fn prepare(args: &TrainArgs) -> wgcnn::Result<Job> {
-    if args.batch_size == 0 {
-        return Err(Error::invalid(
-            "--batch-size",
-            "0 must be at least 1, such as 64",
-        ));
+    check_output_paths(args)?;
+    if let Some(path) = &args.resume {
+        super::check_checkpoint_file("--resume", path)?;
     }
-    if args.epochs == 0 {
-        return Err(Error::invalid(
-            "--epochs",
-            "0 must be at least 1, such as 5",
-        ));
-    }
-    if args.max_steps == Some(0) {
-        return Err(Error::invalid("--max-steps", "0 must be at least 1"));
-    }
-    if let Some(path) = &args.save {
-        checkpoint::check_save_path(path)?;
-    }
+    // The file is created (and replaced) before the slow steps, so a bad path fails at once.
+    let metrics = args
+        .metrics
+        .as_deref()
+        .map(create_metrics_file)
+        .transpose()?;
     let resume = args.resume.as_deref().map(checkpoint::load).transpose()?;
     let recorded = resume
         .as_ref()
@@ -352,6 +365,60 @@ fn prepare(args: &TrainArgs) -> wgcnn::Result<Job> {
         model_name,
         resume,
         dataset,
+        metrics,
+    })
+}
+
+/// Checks before any work that the checkpoint can be saved at `--save`, and that `--metrics`
+/// names neither the `--save` nor the `--resume` file, which one write would replace.
+fn check_output_paths(args: &TrainArgs) -> wgcnn::Result<()> {
+    if let Some(path) = &args.save {
+        checkpoint::check_save_path(path)?;
+        checkpoint::check_save_folder_writable(path)?;
+    }
+    let Some(metrics) = &args.metrics else {
+        return Ok(());
+    };
+    for (option, other) in [("--save", &args.save), ("--resume", &args.resume)] {
+        if let Some(other) = other
+            && super::same_file_path(metrics, other)
+        {
+            return Err(Error::invalid(
+                "--metrics",
+                format!(
+                    "names the same file as {option}, {}, so one would overwrite the other; \
+                     choose another path for --metrics",
+                    other.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Creates (or truncates) the `--metrics` file.
+///
+/// # Errors
+/// [`Error::File`] naming the path, the cause and what to change.
+fn create_metrics_file(path: &Path) -> wgcnn::Result<BufWriter<File>> {
+    File::create(path).map(BufWriter::new).map_err(|source| {
+        let problem = match source.kind() {
+            ErrorKind::NotFound => "its folder does not exist; create the folder or choose \
+                                    another path"
+                .to_string(),
+            ErrorKind::IsADirectory => format!(
+                "it is a folder; name a file, such as {}",
+                path.join("metrics.jsonl").display()
+            ),
+            ErrorKind::NotADirectory => {
+                "a part of the path is a file, not a folder; choose another path".to_string()
+            }
+            _ => format!("{source}; fix the permissions or choose another path"),
+        };
+        Error::File {
+            path: path.to_path_buf(),
+            message: format!("cannot write the metrics file (--metrics): {problem}"),
+        }
     })
 }
 
@@ -528,15 +595,7 @@ fn train_on<B: Backend>(
         );
     }
 
-    let mut metrics_file = match &args.metrics {
-        Some(path) => Some(BufWriter::new(File::create(path).map_err(|source| {
-            Error::Io {
-                path: path.clone(),
-                source,
-            }
-        })?)),
-        None => None,
-    };
+    let mut metrics_file = job.metrics.take();
     let bar = ProgressBar::new(0);
     if args.quiet {
         bar.set_draw_target(ProgressDrawTarget::hidden());

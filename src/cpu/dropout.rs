@@ -11,7 +11,7 @@ pub(crate) fn keep_scale(p: f32) -> Result<f32> {
     if !(0.0..1.0).contains(&p) {
         return Err(Error::invalid(
             "dropout probability",
-            format!("p must be in [0, 1), got {p}; use p = 0 to disable dropout"),
+            format!("must be in [0, 1), where 0 disables dropout; got {p}"),
         ));
     }
     Ok(1.0 / (1.0 - p))

@@ -10,7 +10,7 @@ pub(crate) fn check_step(step: u64) -> Result<()> {
     if step == 0 {
         return Err(Error::invalid(
             "step",
-            "optimizer steps count from 1, got 0; pass 1 for the first step",
+            "must be at least 1 because optimizer steps count from 1; got 0",
         ));
     }
     Ok(())

@@ -371,8 +371,14 @@ fn read_up_to(reader: &mut impl Read, len: usize, path: &Path) -> Result<Vec<u8>
 
 /// Reading from a byte slice cannot fail, so every read error comes from the gzip decoder.
 fn read_error(error: std::io::Error, path: &Path) -> crate::Error {
+    // Some decoder messages already start with "corrupt gzip stream", so the prefix is not
+    // repeated for them.
+    let detail = error.to_string();
+    let detail = detail
+        .strip_prefix("corrupt gzip stream ")
+        .unwrap_or(&detail);
     file_error(
         path,
-        format!("corrupt gzip stream ({error}); the file is damaged, download it again"),
+        format!("corrupt gzip stream ({detail}); the file is damaged, download it again"),
     )
 }

@@ -105,38 +105,79 @@ impl DatasetKind {
         }
     }
 
-    /// Lists the files of both splits that `dir` lacks, as names for a message. The list is
-    /// empty when the data set is complete there.
-    fn missing_files(self, dir: &Path) -> Vec<String> {
+    /// Lists the files of both splits that `dir` lacks, as names for a message, and the paths
+    /// that exist in their place but are not regular files (a folder, a device, a pipe or a
+    /// link to one). Both lists are empty when the data set is complete there.
+    fn missing_files(self, dir: &Path) -> (Vec<String>, Vec<String>) {
+        let mut missing = Vec::new();
+        let mut not_regular = Vec::new();
         match self {
-            DatasetKind::Mnist | DatasetKind::FashionMnist => [Split::Train, Split::Test]
-                .into_iter()
-                .flat_map(idx_file_names)
-                .filter(|name| find_idx_file(dir, name).is_none())
-                .map(|name| format!("{name}[.gz]"))
-                .collect(),
+            DatasetKind::Mnist | DatasetKind::FashionMnist => {
+                for name in [Split::Train, Split::Test]
+                    .into_iter()
+                    .flat_map(idx_file_names)
+                {
+                    if find_idx_file(dir, name).is_some() {
+                        continue;
+                    }
+                    let candidates = [dir.join(name), dir.join(format!("{name}.gz"))];
+                    match candidates.iter().find(|path| exists_as_any(path)) {
+                        Some(path) => not_regular.push(path.display().to_string()),
+                        None => missing.push(format!("{name}[.gz]")),
+                    }
+                }
+            }
             DatasetKind::Cifar10 => {
                 let batch_dir = cifar10_batch_dir(dir);
-                [Split::Train, Split::Test]
+                for name in [Split::Train, Split::Test]
                     .into_iter()
                     .flat_map(cifar10_file_names)
-                    .filter(|name| !batch_dir.join(name).is_file())
-                    .map(|name| name.to_string())
-                    .collect()
+                {
+                    let path = batch_dir.join(name);
+                    if path.is_file() {
+                        continue;
+                    }
+                    if exists_as_any(&path) {
+                        not_regular.push(path.display().to_string());
+                    } else {
+                        missing.push(name.to_string());
+                    }
+                }
             }
         }
+        (missing, not_regular)
     }
 
-    /// Describes why `dir` does not contain the data set, or returns `None` when it does.
-    fn problem_with(self, dir: &Path) -> Option<String> {
-        if !dir.is_dir() {
-            return Some("folder not found".to_string());
+    /// Describes why `dir` does not contain the data set, or returns `None` when it does. The
+    /// flag is true when downloading the data set is the fix.
+    fn problem_with(self, dir: &Path) -> Option<(String, bool)> {
+        match std::fs::metadata(dir) {
+            Ok(metadata) if metadata.is_dir() => {}
+            Ok(_) => {
+                return Some((
+                    "it is a file, not a folder; pass the folder that contains the data files"
+                        .to_string(),
+                    false,
+                ));
+            }
+            Err(_) => return Some(("folder not found".to_string(), true)),
         }
-        let missing = self.missing_files(dir);
-        if missing.is_empty() {
+        let (missing, not_regular) = self.missing_files(dir);
+        let mut problems = Vec::new();
+        if !missing.is_empty() {
+            problems.push(format!("missing {}", missing.join(", ")));
+        }
+        if !not_regular.is_empty() {
+            problems.push(format!(
+                "{} exists but is not a regular file (a folder, device, pipe or a link to \
+                 one); replace it with the data file",
+                not_regular.join(" and ")
+            ));
+        }
+        if problems.is_empty() {
             None
         } else {
-            Some(format!("missing {}", missing.join(", ")))
+            Some((problems.join("; "), !missing.is_empty()))
         }
     }
 }
@@ -156,11 +197,16 @@ impl FromStr for DatasetKind {
             "fashion-mnist" | "fashion_mnist" | "fashionmnist" => Ok(DatasetKind::FashionMnist),
             "cifar10" | "cifar-10" => Ok(DatasetKind::Cifar10),
             _ => Err(Error::invalid(
-                "dataset",
-                format!("unknown data set `{name}`; expected mnist, fashion-mnist or cifar10"),
+                "data set",
+                format!("`{name}` is unknown; expected mnist, fashion-mnist or cifar10"),
             )),
         }
     }
+}
+
+/// Returns whether anything exists at `path`, including a broken symbolic link.
+fn exists_as_any(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
 }
 
 /// Returns the folder to load `kind` from: `explicit` when given (the `--data-dir` option),
@@ -176,14 +222,17 @@ pub fn find_dataset_dir(kind: DatasetKind, explicit: Option<&Path>) -> Result<Pa
     if let Some(dir) = explicit {
         return match kind.problem_with(dir) {
             None => Ok(dir.to_path_buf()),
-            Some(problem) => Err(file_error(
-                dir,
-                format!(
-                    "does not contain {}: {problem}. {}",
-                    kind.display_name(),
-                    kind.download_hint()
-                ),
-            )),
+            Some((problem, download)) => {
+                let hint = if download {
+                    format!(" {}", kind.download_hint())
+                } else {
+                    String::new()
+                };
+                Err(file_error(
+                    dir,
+                    format!("does not contain {}: {problem}.{hint}", kind.display_name()),
+                ))
+            }
         };
     }
 
@@ -194,7 +243,7 @@ pub fn find_dataset_dir(kind: DatasetKind, explicit: Option<&Path>) -> Result<Pa
                 log::info!("using {} from {}", kind.display_name(), dir.display());
                 return Ok(dir);
             }
-            Some(problem) => searched.push(format!("{} ({problem})", dir.display())),
+            Some((problem, _)) => searched.push(format!("{} ({problem})", dir.display())),
         }
     }
     let suggested = kind.default_dirs().pop().unwrap_or_default();

@@ -27,7 +27,7 @@ impl Normalization {
             return Err(Error::invalid(
                 "normalization",
                 format!(
-                    "{} means and {} standard deviations for images with {channels} channels; \
+                    "has {} means and {} standard deviations for images with {channels} channels; \
                      expected one of each per channel",
                     self.mean.len(),
                     self.std.len()
@@ -37,15 +37,17 @@ impl Normalization {
         for (channel, (&mean, &std)) in self.mean.iter().zip(&self.std).enumerate() {
             if !mean.is_finite() {
                 return Err(Error::invalid(
-                    "normalization mean",
-                    format!("channel {channel} has mean {mean}; expected a finite value"),
+                    "normalization",
+                    format!(
+                        "is invalid: channel {channel} has mean {mean}; expected a finite value"
+                    ),
                 ));
             }
             if !(std.is_finite() && std > 0.0) {
                 return Err(Error::invalid(
-                    "normalization std",
+                    "normalization",
                     format!(
-                        "channel {channel} has standard deviation {std}; expected a finite \
+                        "is invalid: channel {channel} has standard deviation {std}; expected a finite \
                          value above 0"
                     ),
                 ));
@@ -81,8 +83,8 @@ impl Dataset {
     pub fn channel_mean_std(&self) -> Result<Normalization> {
         if self.is_empty() {
             return Err(Error::invalid(
-                "dataset",
-                "cannot compute channel statistics of an empty data set",
+                "data set",
+                "is empty, so it has no channel statistics",
             ));
         }
         let mut mean = Vec::new();

@@ -86,6 +86,12 @@ pub struct GpuOptions {
     pub adapter_name: Option<String>,
     /// Maximum wait for one GPU submission before [`Error::Timeout`]. Default 300 s.
     pub timeout: Duration,
+    /// The setting that `backend` came from, such as `--backend` or `WGCNN_BACKEND`, so that
+    /// errors name what to change. Default `backend`.
+    pub backend_setting: &'static str,
+    /// The setting that `adapter_name` came from, as for `backend_setting`. Default
+    /// `adapter name`.
+    pub adapter_setting: &'static str,
 }
 
 impl Default for GpuOptions {
@@ -94,6 +100,8 @@ impl Default for GpuOptions {
             backend: BackendChoice::Auto,
             adapter_name: None,
             timeout: Duration::from_secs(300),
+            backend_setting: "backend",
+            adapter_setting: "adapter name",
         }
     }
 }
@@ -103,17 +111,27 @@ impl GpuOptions {
     /// `WGCNN_ADAPTER` and `WGCNN_GPU_TIMEOUT` when they are set.
     ///
     /// # Errors
-    /// [`Error::UnknownBackend`] when `WGCNN_BACKEND` names no known backend;
-    /// [`Error::InvalidArgument`] when `WGCNN_GPU_TIMEOUT` is not a positive number of seconds.
+    /// [`Error::InvalidArgument`] naming the variable when `WGCNN_BACKEND` names no known
+    /// backend or `WGCNN_GPU_TIMEOUT` is not a positive number of seconds.
     pub fn from_env() -> Result<Self> {
         let mut options = Self::default();
         if let Ok(name) = std::env::var(BACKEND_ENV) {
-            options.backend = name.parse()?;
+            options.backend = name.parse().map_err(|_| {
+                Error::invalid(
+                    BACKEND_ENV,
+                    format!(
+                        "is `{name}`, an unknown backend; set it to auto, vulkan, metal, dx12 \
+                         or gl, or unset it"
+                    ),
+                )
+            })?;
+            options.backend_setting = BACKEND_ENV;
         }
         if let Ok(filter) = std::env::var(ADAPTER_ENV)
             && !filter.is_empty()
         {
             options.adapter_name = Some(filter);
+            options.adapter_setting = ADAPTER_ENV;
         }
         if let Ok(text) = std::env::var(TIMEOUT_ENV) {
             options.timeout = text
@@ -125,7 +143,7 @@ impl GpuOptions {
                 .ok_or_else(|| {
                     Error::invalid(
                         TIMEOUT_ENV,
-                        format!("`{text}` is not a positive number of seconds, such as 600"),
+                        format!("must be a positive number of seconds, such as 300 (the default); got `{text}`"),
                     )
                 })?;
         }
@@ -135,7 +153,27 @@ impl GpuOptions {
     /// These options with another backend.
     pub fn with_backend(mut self, backend: BackendChoice) -> Self {
         self.backend = backend;
+        self.backend_setting = Self::default().backend_setting;
         self
+    }
+
+    /// Lists the backend and adapter filters these options set, each as text such as
+    /// "--backend metal" or "WGCNN_ADAPTER `intel`" and with the setting it came from.
+    fn filters(&self) -> Vec<(String, &'static str)> {
+        let mut filters = Vec::new();
+        if self.backend != BackendChoice::Auto {
+            filters.push((
+                format!("{} {}", self.backend_setting, self.backend),
+                self.backend_setting,
+            ));
+        }
+        if let Some(name) = &self.adapter_name {
+            filters.push((
+                format!("{} `{name}`", self.adapter_setting),
+                self.adapter_setting,
+            ));
+        }
+        filters
     }
 }
 
@@ -146,6 +184,22 @@ pub struct AdapterSummary {
     pub limits: wgpu::Limits,
     pub subgroups: bool,
     pub timestamps: bool,
+    /// Whether the adapter runs compute shaders, which wgcnn needs.
+    pub compute_shaders: bool,
+}
+
+impl AdapterSummary {
+    /// Formats the name and backend for the adapter lists in error messages.
+    fn label(&self) -> String {
+        if self.compute_shaders {
+            format!("{} ({:?})", self.info.name, self.info.backend)
+        } else {
+            format!(
+                "{} ({:?}, without compute shaders)",
+                self.info.name, self.info.backend
+            )
+        }
+    }
 }
 
 fn new_instance(backends: wgpu::Backends) -> wgpu::Instance {
@@ -166,10 +220,49 @@ pub fn list_adapters(backend: BackendChoice) -> Vec<AdapterSummary> {
                 limits: adapter.limits(),
                 subgroups: features.contains(wgpu::Features::SUBGROUP),
                 timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+                compute_shaders: adapter
+                    .get_downlevel_capabilities()
+                    .flags
+                    .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS),
             });
         }
     }
     found
+}
+
+/// Builds the error for `options` when no adapter matched them. When the machine has
+/// adapters on any backend and `options` filter by backend or name, the error lists those
+/// adapters and names the settings to change. Install advice comes only when there is no
+/// adapter at all, or when no filter could have excluded the ones there are.
+pub fn no_adapter_error(options: &GpuOptions) -> Error {
+    let seen: Vec<String> = list_adapters(BackendChoice::Auto)
+        .iter()
+        .map(AdapterSummary::label)
+        .collect();
+    let filters = options.filters();
+    if seen.is_empty() || filters.is_empty() {
+        return Error::NoAdapter {
+            tried: options.backend.searched_names(),
+            filter: options
+                .adapter_name
+                .as_ref()
+                .map(|name| format!("; {} `{name}`", options.adapter_setting))
+                .unwrap_or_default(),
+            seen: if seen.is_empty() {
+                "none".to_string()
+            } else {
+                seen.join(", ")
+            },
+        };
+    }
+    let requested: Vec<String> = filters.iter().map(|(text, _)| text.clone()).collect();
+    let settings: Vec<&str> = filters.iter().map(|(_, setting)| *setting).collect();
+    Error::NoMatchingAdapter {
+        requested: requested.join(" and "),
+        seen: seen.join(", "),
+        settings: settings.join(" or "),
+        pronoun: if settings.len() == 1 { "it" } else { "them" },
+    }
 }
 
 /// Ranks device types: a real GPU first, a software one last.
@@ -228,20 +321,15 @@ impl GpuContext {
     /// integrated one, and a software adapter comes last.
     ///
     /// # Errors
-    /// [`Error::NoAdapter`] names the backends tried and the adapters seen;
+    /// [`Error::NoMatchingAdapter`] or [`Error::NoAdapter`], as [`no_adapter_error`] chooses;
     /// [`Error::RequestDevice`] when the adapter refuses the device.
     pub fn new(options: &GpuOptions) -> Result<Self> {
         let filter = options.adapter_name.as_ref().map(|f| f.to_lowercase());
-        let mut seen = Vec::new();
         let mut chosen = None;
         for backends in options.backend.search_order() {
             let instance = new_instance(backends);
             let mut adapters: Vec<wgpu::Adapter> =
                 pollster::block_on(instance.enumerate_adapters(backends));
-            for adapter in &adapters {
-                let info = adapter.get_info();
-                seen.push(format!("{} ({:?})", info.name, info.backend));
-            }
             adapters.retain(|adapter| {
                 let info = adapter.get_info();
                 let name_matches = filter
@@ -260,20 +348,7 @@ impl GpuContext {
             }
         }
         let Some(adapter) = chosen else {
-            let tried = options.backend.searched_names();
-            return Err(Error::NoAdapter {
-                tried,
-                filter: options
-                    .adapter_name
-                    .as_ref()
-                    .map(|f| format!("; adapter name containing `{f}`"))
-                    .unwrap_or_default(),
-                seen: if seen.is_empty() {
-                    "none".to_string()
-                } else {
-                    seen.join(", ")
-                },
-            });
+            return Err(no_adapter_error(options));
         };
         Self::from_adapter(adapter, options.timeout)
     }

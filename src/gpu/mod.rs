@@ -17,7 +17,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-pub use context::{AdapterSummary, BackendChoice, GpuContext, GpuOptions, list_adapters};
+pub use context::{
+    AdapterSummary, BackendChoice, GpuContext, GpuOptions, list_adapters, no_adapter_error,
+};
 pub use kernels::WORKGROUP_SIZE;
 pub use ops::conv2d::Conv2dVariant;
 pub use tensor::{GpuLabels, GpuTensor};

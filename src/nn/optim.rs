@@ -86,13 +86,13 @@ pub fn check_schedule(schedule: &LrSchedule) -> Result<()> {
             if step_size == 0 {
                 return Err(Error::invalid(
                     "step size",
-                    "0 must be at least 1 step between decays",
+                    "must be at least 1 step between decays; got 0",
                 ));
             }
             if !(gamma.is_finite() && gamma > 0.0) {
                 return Err(Error::invalid(
                     "gamma",
-                    format!("{gamma} must be a positive finite factor, such as 0.1"),
+                    format!("must be a positive finite factor, such as 0.1; got {gamma}"),
                 ));
             }
             Ok(())
@@ -104,13 +104,13 @@ pub fn check_schedule(schedule: &LrSchedule) -> Result<()> {
             if total_steps == 0 {
                 return Err(Error::invalid(
                     "cosine schedule length",
-                    "0 must be at least 1 step, usually the steps of the whole run",
+                    "must be at least 1 step, usually the steps of the whole run; got 0",
                 ));
             }
             if !(min_lr.is_finite() && min_lr >= 0.0) {
                 return Err(Error::invalid(
                     "minimum learning rate",
-                    format!("{min_lr} must be 0 or a positive finite number"),
+                    format!("must be 0 or a positive finite number; got {min_lr}"),
                 ));
             }
             Ok(())
@@ -125,31 +125,37 @@ pub fn check_schedule(schedule: &LrSchedule) -> Result<()> {
 pub fn check_hyperparameters(kind: &OptimizerKind, lr: f32) -> Result<()> {
     if !(lr.is_finite() && lr > 0.0) {
         return Err(Error::invalid(
-            "learning rate",
-            format!("{lr} must be a positive finite number, such as 0.01"),
+            "learning rate (--lr)",
+            format!("must be a positive finite number, such as 0.01; got {lr}"),
         ));
     }
     let in_unit = |name: &'static str, value: f32| {
         if (0.0..1.0).contains(&value) {
             Ok(())
         } else {
-            Err(Error::invalid(name, format!("{value} must be in [0, 1)")))
+            Err(Error::invalid(
+                name,
+                format!("must be in [0, 1); got {value}"),
+            ))
         }
     };
     match kind {
         OptimizerKind::Sgd(config) => {
-            in_unit("momentum", config.momentum)?;
+            in_unit("momentum (--momentum)", config.momentum)?;
             in_unit("dampening", config.dampening)?;
             if config.nesterov && (config.momentum == 0.0 || config.dampening != 0.0) {
                 return Err(Error::invalid(
-                    "nesterov",
-                    "Nesterov momentum needs a momentum above 0 and zero dampening",
+                    "Nesterov momentum",
+                    "needs a momentum above 0 and zero dampening",
                 ));
             }
             if !(config.weight_decay >= 0.0 && config.weight_decay.is_finite()) {
                 return Err(Error::invalid(
-                    "weight decay",
-                    format!("{} must be 0 or positive", config.weight_decay),
+                    "weight decay (--weight-decay)",
+                    format!(
+                        "must be 0 or a positive finite number; got {}",
+                        config.weight_decay
+                    ),
                 ));
             }
         }
@@ -159,13 +165,16 @@ pub fn check_hyperparameters(kind: &OptimizerKind, lr: f32) -> Result<()> {
             if config.eps.is_nan() || config.eps <= 0.0 {
                 return Err(Error::invalid(
                     "eps",
-                    format!("{} must be positive", config.eps),
+                    format!("must be positive; got {}", config.eps),
                 ));
             }
             if !(config.weight_decay >= 0.0 && config.weight_decay.is_finite()) {
                 return Err(Error::invalid(
-                    "weight decay",
-                    format!("{} must be 0 or positive", config.weight_decay),
+                    "weight decay (--weight-decay)",
+                    format!(
+                        "must be 0 or a positive finite number; got {}",
+                        config.weight_decay
+                    ),
                 ));
             }
         }
