@@ -452,7 +452,7 @@ fn diverging_training_names_step_and_layer() {
 }
 
 #[test]
-fn saving_non_finite_parameters_fails_and_keeps_old_checkpoint() {
+fn save_rejects_non_finite_parameters() {
     let dir = TempDir::new("save-non-finite");
     let path = dir.join("model.safetensors");
     let cpu = CpuBackend;
@@ -482,11 +482,11 @@ fn saving_non_finite_parameters_fails_and_keeps_old_checkpoint() {
 fn checkpoints_that_are_not_regular_files_are_rejected() {
     let dir = TempDir::new("not-regular");
     let fifo = dir.join("fifo.safetensors");
-    let made = std::process::Command::new("mkfifo")
+    let status = std::process::Command::new("mkfifo")
         .arg(&fifo)
         .status()
         .expect("mkfifo runs");
-    assert!(made.success());
+    assert!(status.success());
     for path in [PathBuf::from("/dev/zero"), fifo, dir.0.clone()] {
         let error = checkpoint::load(&path).unwrap_err();
         let message = error.to_string();

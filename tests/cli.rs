@@ -583,7 +583,7 @@ fn resume_with_more_steps_keeps_training() {
 }
 
 /// ReLU on the CPU path passes NaN on, so a diverging default model stops with the step and
-/// layer instead of finishing with NaN weights; no checkpoint of NaN is written.
+/// layer instead of finishing with NaN weights. No checkpoint of NaN is written.
 #[test]
 fn diverging_cpu_run_stops_with_an_error() {
     let data = slice_dir();
