@@ -468,7 +468,12 @@ impl Checkpoint {
     /// [`Error::Shape`] when the architecture does not fit the input shape, or when a model
     /// tensor is missing, has another shape than the architecture gives it, or is extra.
     pub fn build_model<B: Backend>(&self, backend: &B) -> Result<Model<B>> {
-        infer_shapes(&self.input_shape, &self.architecture)?;
+        infer_shapes(&self.input_shape, &self.architecture).map_err(|error| {
+            file_error(
+                &self.path,
+                format!("the recorded architecture is invalid, so the file is corrupt: {error}"),
+            )
+        })?;
         self.check_model_tensors()?;
         let mut model = Model::new(backend, &self.input_shape, &self.architecture, self.seed)?;
         self.restore_model(backend, &mut model)?;

@@ -543,3 +543,30 @@ fn invalid_recorded_optimizer_settings_name_the_file() {
     assert!(message.contains("bad-lr.safetensors"), "{message}");
     assert!(message.contains("learning rate"), "{message}");
 }
+
+#[test]
+fn invalid_recorded_architecture_names_the_file() {
+    let cpu = CpuBackend;
+    let (model, _) = new_run(&cpu, momentum_sgd());
+    let bytes = checkpoint::to_bytes(&cpu, &model, None, &SaveInfo::default()).unwrap();
+    // The first convolution takes the 2 input channels; 9 no longer fits the input shape.
+    let pattern = b"\\\"in_channels\\\":2";
+    let at = bytes
+        .windows(pattern.len())
+        .position(|window| window == pattern)
+        .expect("the header records in_channels 2");
+    let mut bad = bytes.clone();
+    bad[at + pattern.len() - 1] = b'9';
+    let path = std::path::Path::new("bad-architecture.safetensors");
+    let checkpoint = checkpoint::from_bytes(path, &bad).unwrap();
+    let Err(error) = checkpoint.build_model(&cpu) else {
+        panic!("an architecture that does not fit its input was accepted");
+    };
+    let message = error.to_string();
+    assert!(matches!(error, Error::File { .. }), "{message}");
+    assert!(
+        message.contains("bad-architecture.safetensors"),
+        "{message}"
+    );
+    assert!(message.contains("corrupt"), "{message}");
+}
