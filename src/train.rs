@@ -200,7 +200,7 @@ fn check_fits<B: Backend>(model: &Model<B>, data: &Dataset, what: &str) -> Resul
     }
     if data.labels().is_empty() {
         return Err(Error::DataMismatch(format!(
-            "the {what} data set holds no images; give a data set with at least one"
+            "the {what} data set contains no images; give a data set with at least one"
         )));
     }
     Ok(())

@@ -27,8 +27,9 @@ fn load(name: &str) -> Checkpoint {
 }
 
 /// Asserts that building the checkpoint's model fails with an error that calls the file
-/// corrupt and contains `parts`: a corrupt-file error naming the file when the architecture
-/// itself is invalid, a shape error naming the tensor when a stored tensor does not fit it.
+/// corrupt and contains `parts`. An invalid architecture gives a corrupt-file error naming
+/// the file. A stored tensor that does not fit the architecture gives a shape error naming
+/// the tensor.
 fn assert_build_rejected(name: &str, parts: &[&str]) {
     let checkpoint = load(name);
     let error = checkpoint

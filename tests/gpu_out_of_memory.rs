@@ -2,7 +2,7 @@
 //!
 //! lavapipe allocates buffers with the host's `malloc`, so lowering this process's
 //! address-space limit (`RLIMIT_AS`) just above what it uses makes the next large buffer a
-//! real out-of-memory failure in the driver. The limit is process-wide, so this file holds
+//! real out-of-memory failure in the driver. The limit is process-wide, so this file contains
 //! one test and lowers it only around the allocation.
 
 #![cfg(target_os = "linux")]

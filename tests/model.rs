@@ -317,8 +317,8 @@ fn batch_too_large_for_device_is_rejected_before_training() {
 #[test]
 fn workspace_too_large_for_host_memory_is_an_error() {
     // A 1x1 convolution with a million output channels has a small weight (4 MB), but its
-    // output at batch 65,536 needs 2 * 10^14 bytes: more than any machine here, and more than
-    // a 47-bit address space, so the allocation fails everywhere instead of being overcommitted.
+    // output at batch 65,536 needs 2 * 10^14 bytes. That is more than a 47-bit address space,
+    // so the allocation fails everywhere instead of being overcommitted.
     let specs = [LayerSpec::conv2d(1, 1_000_000, 1, 0)];
     let model = Model::new(&CpuBackend, &[1, 28, 28], &specs, 0).unwrap();
     let error = Workspace::new(&CpuBackend, &model, 65_536, 10).unwrap_err();

@@ -48,7 +48,7 @@ pub fn run(args: EvalArgs) -> wgcnn::Result<()> {
     let mut test = load_split(dataset, args.data_dir.as_deref(), Split::Test)?;
     if test.is_empty() {
         return Err(wgcnn::Error::DataMismatch(format!(
-            "the test set of {} holds no images; give a folder with the full data set \
+            "the test set of {} contains no images; give a folder with the full data set \
              (--data-dir)",
             dataset.name()
         )));

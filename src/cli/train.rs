@@ -285,7 +285,7 @@ fn prepare(args: &TrainArgs) -> wgcnn::Result<Job> {
             return Err(Error::File {
                 path: dir.clone(),
                 message: format!(
-                    "the {split} set of {} holds no images; give a folder with the full data set",
+                    "the {split} set of {} contains no images; give a folder with the full data set",
                     dataset.name()
                 ),
             });

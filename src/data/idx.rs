@@ -25,7 +25,7 @@ pub const IDX_CLASSES: usize = 10;
 /// The first two bytes of every gzip stream (RFC 1952).
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
-/// The most data bytes one IDX file may declare: 1 GiB, over 20 times the Fashion-MNIST
+/// The maximum number of data bytes one IDX file may declare: 1 GiB, over 20 times the Fashion-MNIST
 /// training images. A gzip stream expands up to about 1000 to 1, so without a cap a small
 /// crafted file could make the reader store gigabytes, and four times that as `f32` pixels.
 pub const MAX_IDX_DATA_BYTES: usize = 1 << 30;

@@ -408,8 +408,8 @@ pub(crate) fn backward_input(
     )
 }
 
-/// The forward convolution that computes the input gradient of `shape`, where one exists:
-/// with stride and dilation 1 and padding below the kernel size, dx is the convolution of
+/// Returns the forward convolution that computes the input gradient of `shape`, if any.
+/// With stride and dilation 1 and padding below the kernel size, dx is the convolution of
 /// dy with the flipped, transposed weights and padding `kernel − 1 − padding`.
 fn transposed_forward(
     shape: &Conv2dShape,

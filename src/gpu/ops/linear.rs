@@ -27,8 +27,8 @@ const CLUSTER: usize = 8;
 /// loop that the compiler may keep, so 4096 stay under the loop budget of Mesa's gallivm
 /// (see [`LOOP_BUDGET`]); a multiple of 4 for the vec4 kernels.
 const K_CHUNK: usize = 4096;
-/// The fewest terms of k per chunk when a product is split for more invocations than the
-/// loop budget needs; a multiple of 4.
+/// The minimum number of terms of k per chunk when a product is split for more invocations
+/// than the loop budget needs. It is a multiple of 4.
 const MIN_K_CHUNK: usize = 256;
 
 /// Mirrors `Params` in `shaders/linear.wgsl` and `shaders/linear_subgroup.wgsl`.

@@ -17,8 +17,7 @@ pub(crate) const LOOP_BUDGET: usize = 8192;
 
 /// Invocations that a split reduction aims for. A reduction with few outputs, such as a
 /// matrix product with a small output and a long k, is split into more chunks than the
-/// loop budget needs, so that its dispatch has several workgroups for the threads of a CPU
-/// adapter.
+/// loop budget needs. Its dispatch then has several workgroups for a CPU adapter's threads.
 pub(crate) const MIN_SPLIT_INVOCATIONS: usize = 512;
 
 /// Mirrors `Params` in `shaders/sum_chunks.wgsl`.
